@@ -1,0 +1,72 @@
+import numpy as np
+
+from utils.config import resolve_args
+from utils.data import Split
+from utils.pipeline import make_augmenter, make_dataset
+
+ALL_ON = {
+    "augment_flip": True,
+    "augment_translate": 0.125,
+    "augment_erasing": 0.5,
+    "augment_randaugment": True,
+}
+
+
+def split(count=16):
+    images = np.random.default_rng(0).integers(0, 256, size=(count, 32, 32, 3), dtype=np.uint8)
+    return Split(images, np.arange(count) % 10)
+
+
+def collect(dataset):
+    images, labels = zip(*[(x.numpy(), y.numpy()) for x, y in dataset])
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def test_eval_pipeline_keeps_images_order_and_one_hot_labels():
+    data = split()
+    images, labels = collect(make_dataset(data, 5, training=False))
+    np.testing.assert_array_equal(images, data.images.astype(np.float32))
+    np.testing.assert_array_equal(labels, np.eye(10)[data.labels])
+
+
+def test_training_pipeline_augments_and_changes_every_epoch():
+    data = split()
+    dataset = make_dataset(data, 8, training=True, augmenter=make_augmenter(resolve_args(ALL_ON), 0), seed=0)
+    first, _ = collect(dataset)
+    second, _ = collect(dataset)
+    assert first.shape == (16, 32, 32, 3)
+    assert not np.allclose(first, second)
+    originals = {image.tobytes() for image in data.images.astype(np.float32)}
+    assert sum(image.tobytes() in originals for image in first) < len(first)
+
+
+def test_training_pipeline_is_repeatable_for_a_seed():
+    import keras
+
+    def first_epoch():
+        keras.utils.set_random_seed(1)
+        augmenter = make_augmenter(resolve_args(ALL_ON), 1)
+        return collect(make_dataset(split(), 8, training=True, augmenter=augmenter, seed=1))[0]
+
+    np.testing.assert_array_equal(first_epoch(), first_epoch())
+
+
+def test_augmenter_is_identity_at_inference():
+    augmenter = make_augmenter(resolve_args(ALL_ON), 0)
+    images = split().images.astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(augmenter(images, training=False)), images)
+
+
+def test_flip_only_mirrors():
+    augmenter = make_augmenter(resolve_args({"augment_translate": 0}), 0)
+    images = split(64).images.astype(np.float32)
+    out = np.asarray(augmenter(images, training=True))
+    mirrored = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images)]
+    unchanged = [np.array_equal(o, i) for o, i in zip(out, images)]
+    assert all(m or u for m, u in zip(mirrored, unchanged))
+    assert 10 < sum(mirrored) < 54
+
+
+def test_no_augmentation_switched_on_gives_none():
+    off = {"augment_flip": False, "augment_translate": 0}
+    assert make_augmenter(resolve_args(off), 0) is None

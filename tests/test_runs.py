@@ -1,0 +1,48 @@
+import os
+
+import pytest
+
+from utils.config import resolve_args
+from utils.errors import RunFolderError
+from utils.runs import open_run, read_history, read_json, write_json
+
+
+def test_new_run_saves_its_exact_args(tmp_path):
+    args = resolve_args({"epochs": 3})
+    run = open_run(args, str(tmp_path))
+    assert not run.resumed
+    assert read_json(run.file("args.json")) == args
+
+
+def test_unfinished_run_with_same_args_is_resumed(tmp_path):
+    args = resolve_args({"epochs": 3})
+    first = open_run(args, str(tmp_path))
+    assert open_run({**args, "verbose": 2}, str(tmp_path)) == type(first)(first.path, resumed=True)
+    other = open_run(resolve_args({"epochs": 4}), str(tmp_path))
+    assert other.path != first.path and not other.resumed
+
+
+def test_finished_run_is_never_reused_or_overwritten(tmp_path):
+    args = resolve_args({"epochs": 3})
+    first = open_run(args, str(tmp_path))
+    write_json(first.file("metrics.json"), {})
+    second = open_run(args, str(tmp_path))
+    assert second.path != first.path and not second.resumed
+    assert os.path.isfile(first.file("metrics.json"))
+
+
+def test_named_run_refuses_finished_or_different_runs(tmp_path):
+    args = resolve_args({"run_name": "mine"})
+    run = open_run(args, str(tmp_path))
+    with pytest.raises(RunFolderError, match=r"another run \(args differ in \['epochs'\]\)"):
+        open_run({**args, "epochs": 2}, str(tmp_path))
+    write_json(run.file("metrics.json"), {})
+    with pytest.raises(RunFolderError, match="holds a finished run"):
+        open_run(args, str(tmp_path))
+
+
+def test_history_keeps_one_row_per_epoch(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,2.5\n1,2.0\n1,1.9\n2,1.5\n")
+    assert read_history(str(path)) == {"epoch": [0, 1, 2], "loss": [2.5, 1.9, 1.5]}
+    assert read_history(str(tmp_path / "missing.csv")) == {}

@@ -1,0 +1,153 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import models
+from utils.config import resolve_args
+from utils.data import prepare_data
+from utils.experiment import build_for_run, make_datasets, train_one
+from utils.runs import open_run, read_history, read_json
+from utils.training import make_schedule, plan_phases
+
+
+@pytest.fixture
+def prepared(tiny_args):
+    """(args, datasets, run) for a 3-epoch lenet run on the tiny archive."""
+    args = resolve_args({**tiny_args, "epochs": 3, "models": ["lenet"], "learning_rate": 0.02})
+    keras.utils.set_random_seed(0)
+    datasets = make_datasets(prepare_data(args), args)
+    return args, datasets, open_run(args, args["output_dir"])
+
+
+def test_short_fit_lowers_loss_and_writes_its_files(prepared):
+    args, datasets, run = prepared
+    trained = train_one(build_for_run("lenet", args), datasets, args, run)
+    history = trained.history
+    assert history["epoch"] == [0, 1, 2]
+    assert history["loss"][-1] < history["loss"][0]
+    assert {"val_loss", "val_accuracy", "epoch_seconds", "learning_rate"} <= set(history)
+    model_dir = run.model_dir("lenet")
+    assert os.path.isfile(os.path.join(model_dir, "best.keras"))
+    assert trained.train_seconds == pytest.approx(sum(history["epoch_seconds"]))
+    # The best epoch's weights (lowest val_loss) are the ones restored.
+    best = keras.models.load_model(os.path.join(model_dir, "best.keras"))
+    for a, b in zip(best.weights, trained.model.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_optional_callbacks_write_their_files(tiny_args):
+    args = resolve_args(
+        {
+            **tiny_args,
+            "epochs": 2,
+            "tensorboard": True,
+            "early_stopping_patience": 1,
+            "lr_schedule": "constant",
+            "reduce_lr_patience": 1,
+        }
+    )
+    datasets = make_datasets(prepare_data(args), args)
+    run = open_run(args, args["output_dir"])
+    train_one(build_for_run("custom_cnn", args), datasets, args, run)
+    files = os.listdir(run.model_dir("custom_cnn"))
+    assert {"history.csv", "best.keras", "tensorboard", "state.json"} <= set(files)
+    assert os.listdir(os.path.join(run.model_dir("custom_cnn"), "tensorboard"))
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Simulates Ctrl-C once `after_epochs` epochs have ended (after their backup)."""
+
+    def __init__(self, after_epochs):
+        super().__init__()
+        self.after_epochs = after_epochs
+        self.epochs_run = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_run += 1
+        if self.epochs_run == self.after_epochs:
+            raise KeyboardInterrupt
+
+
+def run_with_extra_callback(monkeypatch, callback, *call):
+    import utils.training as training
+
+    original = training.make_callbacks
+    monkeypatch.setattr(training, "make_callbacks", lambda *a: original(*a) + [callback])
+    return train_one(*call)
+
+
+def test_interrupted_run_resumes_from_its_last_epoch(prepared, monkeypatch):
+    args, datasets, run = prepared
+    with pytest.raises(KeyboardInterrupt):
+        run_with_extra_callback(
+            monkeypatch, Interrupt(after_epochs=2), build_for_run("lenet", args), datasets, args, run
+        )
+    assert read_history(os.path.join(run.model_dir("lenet"), "history.csv"))["epoch"] == [0, 1]
+
+    resumed_run = open_run(args, args["output_dir"])  # the same command again
+    assert resumed_run == type(run)(run.path, resumed=True)
+    counter = Interrupt(after_epochs=99)
+    trained = run_with_extra_callback(
+        monkeypatch, counter, build_for_run("lenet", args), datasets, args, resumed_run
+    )
+    assert counter.epochs_run == 1  # only the missing third epoch ran
+    assert trained.history["epoch"] == [0, 1, 2]
+
+
+def test_finished_phases_are_skipped_on_rerun(prepared, monkeypatch):
+    args, datasets, run = prepared
+    first = train_one(build_for_run("lenet", args), datasets, args, run)
+    counter = Interrupt(after_epochs=99)
+    again = run_with_extra_callback(monkeypatch, counter, build_for_run("lenet", args), datasets, args, run)
+    assert counter.epochs_run == 0
+    assert again.history == first.history
+
+
+def test_fine_tuning_continues_one_history(tiny_args):
+    args = resolve_args(
+        {
+            **tiny_args,
+            "models": ["mobilenetv2"],
+            "weights": None,
+            "epochs": 2,
+            "fine_tune_epochs": 2,
+            "fine_tune_layers": 5,
+        }
+    )
+    datasets = make_datasets(prepare_data(args), args)
+    run = open_run(args, args["output_dir"])
+    trained = train_one(build_for_run("mobilenetv2", args), datasets, args, run)
+    assert trained.history["epoch"] == [0, 1, 2, 3]
+    assert trained.fine_tune_start_epoch == 2
+    lr = trained.history["learning_rate"]
+    assert max(lr[2:]) <= args["learning_rate"] * args["fine_tune_lr_factor"] + 1e-9
+    state = read_json(os.path.join(run.model_dir("mobilenetv2"), "state.json"))
+    assert state["phases"]["fine_tune"] == {"first_epoch": 2, "done": True}
+    backbone = models.pretrained.get_backbone(trained.model)
+    assert sum(1 for layer in backbone.layers if layer.trainable and layer.weights) == 5
+
+
+def test_fine_tuning_is_planned_only_for_backbones():
+    args = resolve_args({"fine_tune_epochs": 3})
+    assert [p.name for p in plan_phases(args, has_backbone=True)] == ["train", "fine_tune"]
+    assert [p.name for p in plan_phases(args, has_backbone=False)] == ["train"]
+    assert [p.name for p in plan_phases({**args, "fine_tune_layers": 0}, has_backbone=True)] == ["train"]
+
+
+def test_warmup_cosine_schedule_shape():
+    schedule = make_schedule(resolve_args(), 0.1, total_steps=100, warmup_steps=10)
+    rates = [float(schedule(step)) for step in range(101)]
+    assert rates[0] == pytest.approx(0.0)
+    assert rates[10] == pytest.approx(0.1)
+    assert all(a <= b for a, b in zip(rates[:10], rates[1:11]))  # rising warmup
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))  # decaying afterwards
+    assert rates[100] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_constant_and_cosine_schedules():
+    assert make_schedule(resolve_args({"lr_schedule": "constant"}), 0.1, 100, 10) == 0.1
+    cosine = make_schedule(resolve_args({"lr_schedule": "cosine"}), 0.1, 100, 10)
+    assert float(cosine(0)) == pytest.approx(0.1)
+    assert float(cosine(50)) == pytest.approx(0.05, rel=1e-3)

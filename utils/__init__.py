@@ -1,0 +1,1 @@
+"""Pipeline steps shared by the notebook, train.py and the benchmarks."""

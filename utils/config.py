@@ -1,0 +1,368 @@
+"""Default `args`, their validation, and the values derived from them.
+
+Every setting of a run lives in one flat `args` dict. `DEFAULTS` below is the one
+source of truth for its keys; the notebook shows it and overrides a few keys,
+and `train.py` overrides keys from the command line. `resolve_args` validates
+an override dict before any work is done.
+"""
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from utils.errors import ConfigError
+
+NoneType = type(None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One `args` key: its default, accepted types, extra check and meaning."""
+
+    default: Any
+    types: tuple
+    doc: str
+    check: Callable[[Any], bool] = lambda value: True
+    accepted: str = ""
+
+    def describe_accepted(self):
+        """The accepted values in words, for error messages and the README."""
+        if self.accepted:
+            return self.accepted
+        return " or ".join(_type_name(kind) for kind in self.types)
+
+
+def _type_name(kind):
+    return {NoneType: "null", bool: "true/false", int: "an integer", float: "a number"}.get(
+        kind, kind.__name__
+    )
+
+
+def _between(low, high, *, low_open=False):
+    """A check that a number lies in [low, high], or (low, high] with `low_open`."""
+
+    def check(value):
+        if value is None:
+            return True
+        return (low < value if low_open else low <= value) and value <= high
+
+    return check
+
+
+def _one_of(*choices):
+    return lambda value: value in choices
+
+
+def _model_names(value):
+    return isinstance(value, list) and len(value) > 0 and all(isinstance(n, str) for n in value)
+
+
+SETTINGS = {
+    # --- data -----------------------------------------------------------------
+    "data_path": Setting(
+        None,
+        (str, NoneType),
+        "Local CIFAR-10: `cifar-10-python.tar.gz` or its extracted `cifar-10-batches-py` "
+        "folder. null: the `CIFAR10_DATA` environment variable, else download with Keras.",
+    ),
+    "val_fraction": Setting(
+        0.1,
+        (float, int),
+        "Fraction of the training set held out (stratified) for validation; 0 trains on all 50,000 images.",
+        _between(0, 0.5),
+        "a number in [0, 0.5]",
+    ),
+    "small_run": Setting(
+        False,
+        (bool,),
+        "Tiny data (50 train / 20 test images per class) and one epoch per phase "
+        "(overrides epochs): the whole pipeline in seconds, for tests and quick checks.",
+    ),
+    # --- augmentation (training only; off at inference) ------------------------
+    "augment_flip": Setting(True, (bool,), "Random horizontal flip."),
+    "augment_translate": Setting(
+        0.125,
+        (float, int),
+        "Random translation as a fraction of the image side (0.125 = up to 4 pixels); 0 turns it off.",
+        _between(0, 0.5),
+        "a number in [0, 0.5]",
+    ),
+    "augment_erasing": Setting(
+        0.0,
+        (float, int),
+        "Probability of random erasing (cutout) per image; 0 turns it off.",
+        _between(0, 1),
+        "a probability in [0, 1]",
+    ),
+    "augment_randaugment": Setting(False, (bool,), "RandAugment (2 random ops per image)."),
+    "label_smoothing": Setting(
+        0.1,
+        (float, int),
+        "Label smoothing of the one-hot targets.",
+        _between(0, 0.5),
+        "a number in [0, 0.5]",
+    ),
+    # --- models -----------------------------------------------------------------
+    "models": Setting(
+        ["custom_cnn", "lenet", "vgg16"],
+        (list,),
+        "Registered model names to train and compare, in order (see `models.available_models()`).",
+        _model_names,
+        "a non-empty list of model names",
+    ),
+    "model_options": Setting(
+        {},
+        (dict,),
+        "Extra keyword options per model name, e.g. "
+        '{"custom_cnn": {"width": 96}}; checked against the builder\'s signature.',
+    ),
+    "weights": Setting(
+        "imagenet",
+        (str, NoneType),
+        'Pretrained models: "imagenet" (download), a local '
+        "weights file (.h5 / .weights.h5), or null for random initialisation.",
+    ),
+    "image_size": Setting(
+        32,
+        (int,),
+        "Pretrained models: side in pixels that CIFAR's 32x32 images are resized "
+        "to inside the model (bigger is slower and usually more accurate).",
+        _between(32, 512),
+        "an integer in [32, 512]",
+    ),
+    # --- optimizer and schedule ------------------------------------------------
+    "optimizer": Setting(
+        "sgd",
+        (str,),
+        "Optimizer: sgd (Nesterov momentum), adam, adamw or rmsprop.",
+        _one_of("sgd", "adam", "adamw", "rmsprop"),
+        '"sgd", "adam", "adamw" or "rmsprop"',
+    ),
+    "learning_rate": Setting(
+        0.05,
+        (float, int),
+        "Peak learning rate.",
+        _between(0, 10, low_open=True),
+        "a number in (0, 10]",
+    ),
+    "momentum": Setting(
+        0.9,
+        (float, int),
+        "Momentum of sgd and rmsprop.",
+        _between(0, 0.999),
+        "a number in [0, 0.999]",
+    ),
+    "weight_decay": Setting(
+        5e-4,
+        (float, int),
+        "Decoupled weight decay (0 turns it off).",
+        _between(0, 1),
+        "a number in [0, 1]",
+    ),
+    "lr_schedule": Setting(
+        "warmup_cosine",
+        (str,),
+        "Learning-rate schedule: constant, cosine (decay to 0 over "
+        "training) or warmup_cosine (linear warmup, then cosine decay).",
+        _one_of("constant", "cosine", "warmup_cosine"),
+        '"constant", "cosine" or "warmup_cosine"',
+    ),
+    "warmup_epochs": Setting(
+        1.0,
+        (float, int),
+        "Epochs of linear warmup for warmup_cosine.",
+        _between(0, 100),
+        "a number in [0, 100]",
+    ),
+    # --- training ---------------------------------------------------------------
+    "epochs": Setting(
+        20,
+        (int,),
+        "Training epochs (head phase for pretrained models).",
+        _between(1, 10_000),
+        "an integer >= 1",
+    ),
+    "batch_size": Setting(128, (int,), "Images per training step.", _between(1, 65_536), "an integer >= 1"),
+    "fine_tune_layers": Setting(
+        4,
+        (int, str),
+        "Pretrained models: weighted layers at the top of the base unfrozen for "
+        'fine-tuning ("all" for every layer, 0 for none); BatchNorm stays frozen.',
+        lambda v: v == "all" or (isinstance(v, int) and v >= 0),
+        'an integer >= 0 or "all"',
+    ),
+    "fine_tune_epochs": Setting(
+        10, (int,), "Fine-tuning epochs after the head phase.", _between(0, 10_000), "an integer >= 0"
+    ),
+    "fine_tune_lr_factor": Setting(
+        0.05,
+        (float, int),
+        "Fine-tuning learning rate = learning_rate * this factor (10-100x lower is usual).",
+        _between(0, 1, low_open=True),
+        "a number in (0, 1]",
+    ),
+    "precision": Setting(
+        "auto",
+        (str,),
+        "Compute precision: auto (mixed_bfloat16 on CPUs with AVX512-BF16/AMX, "
+        "mixed_float16 on GPUs of compute capability 7.0+, else float32), float32, "
+        "mixed_bfloat16 or mixed_float16.",
+        _one_of("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+        '"auto", "float32", "mixed_bfloat16" or "mixed_float16"',
+    ),
+    "jit_compile": Setting(False, (bool,), "Compile train steps with XLA (measure first)."),
+    # --- callbacks ------------------------------------------------------------
+    "checkpoint": Setting(
+        True,
+        (bool,),
+        "Save the best model (by the monitored metric) as best.keras and restore it before testing.",
+    ),
+    "early_stopping_patience": Setting(
+        None,
+        (int, NoneType),
+        "Epochs without improvement before stopping (null: off).",
+        _between(1, 10_000),
+        "an integer >= 1 or null",
+    ),
+    "reduce_lr_patience": Setting(
+        None,
+        (int, NoneType),
+        "Epochs without improvement before the learning rate is "
+        "reduced (null: off; needs lr_schedule constant).",
+        _between(1, 10_000),
+        "an integer >= 1 or null",
+    ),
+    "reduce_lr_factor": Setting(
+        0.2,
+        (float, int),
+        "Factor of each ReduceLROnPlateau reduction.",
+        _between(0, 1, low_open=True),
+        "a number in (0, 1)",
+    ),
+    "tensorboard": Setting(False, (bool,), "Write TensorBoard logs to <run>/<model>/tensorboard."),
+    "backup_and_restore": Setting(
+        True,
+        (bool,),
+        "Back up each epoch so an interrupted run resumes where it stopped "
+        "when the same command is run again.",
+    ),
+    "terminate_on_nan": Setting(True, (bool,), "Stop training when the loss becomes NaN."),
+    "verbose": Setting(
+        1,
+        (int,),
+        "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.",
+        _one_of(0, 1, 2),
+        "0, 1 or 2",
+    ),
+    # --- output -----------------------------------------------------------------
+    "output_dir": Setting("runs", (str,), "Folder that holds one sub-folder per run."),
+    "run_name": Setting(
+        None,
+        (str, NoneType),
+        "Name of this run's folder; null: a time stamp, or the "
+        "unfinished run with identical args, which is then resumed.",
+    ),
+    "mount_drive": Setting(False, (bool,), "Colab only: mount Google Drive and write output_dir there."),
+    "seed": Setting(42, (int,), "Seed of every random generator (data split, init, augmentation)."),
+}
+
+DEFAULTS = {key: setting.default for key, setting in SETTINGS.items()}
+
+SMALL_RUN_TRAIN_PER_CLASS = 50
+SMALL_RUN_TEST_PER_CLASS = 20
+
+
+def default_args():
+    """A fresh copy of the defaults, safe to modify."""
+    return json.loads(json.dumps(DEFAULTS))
+
+
+def resolve_args(overrides=None):
+    """Validate `overrides` and merge them into the defaults.
+
+    Raises:
+        ConfigError: naming the key, the value and what is accepted, for an
+            unknown key, a wrong type or an out-of-range value.
+    """
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(f"Unknown args key(s) {unknown}. Known keys: {', '.join(SETTINGS)}.")
+    args = default_args()
+    args.update(overrides)
+    for key, value in args.items():
+        _check_value(key, value)
+    _check_combinations(args)
+    if args["small_run"]:
+        args["epochs"] = 1
+        args["fine_tune_epochs"] = min(args["fine_tune_epochs"], 1)
+    return args
+
+
+def _check_value(key, value):
+    setting = SETTINGS[key]
+    is_bool = isinstance(value, bool)
+    type_ok = any(isinstance(value, kind) and (kind is bool or not is_bool) for kind in setting.types)
+    if not type_ok or not setting.check(value):
+        raise ConfigError(
+            f"args[{key!r}] = {value!r} is not accepted: expected {setting.describe_accepted()}."
+        )
+
+
+def _check_combinations(args):
+    if args["reduce_lr_patience"] is not None and args["lr_schedule"] != "constant":
+        raise ConfigError(
+            f"args['reduce_lr_patience'] = {args['reduce_lr_patience']!r} needs "
+            f"args['lr_schedule'] = 'constant' (got {args['lr_schedule']!r}): ReduceLROnPlateau "
+            "cannot change a scheduled learning rate."
+        )
+    for name, options in args["model_options"].items():
+        if not isinstance(options, dict):
+            raise ConfigError(
+                f"args['model_options'][{name!r}] = {options!r} is not accepted: expected a "
+                "dict of keyword options."
+            )
+
+
+def parse_override(text):
+    """Parse one `KEY=VALUE` command-line override; VALUE is JSON where possible.
+
+    A comma-separated VALUE for `models` becomes a list, so
+    `models=custom_cnn,vgg16` works without JSON quoting.
+    """
+    if "=" not in text:
+        raise ConfigError(f"Override {text!r} is not accepted: expected KEY=VALUE.")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    if key == "models" and isinstance(value, str):
+        value = [name.strip() for name in value.split(",") if name.strip()]
+    return key, value
+
+
+def load_config_file(path):
+    """Read a JSON file of `args` overrides."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"Config file {path!r} does not exist.")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            overrides = json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ConfigError(f"Config file {path!r} is not valid JSON: {error}.") from error
+    if not isinstance(overrides, dict):
+        raise ConfigError(f"Config file {path!r} must hold a JSON object of args.")
+    return overrides
+
+
+def describe_args_markdown():
+    """The args reference as a markdown table (kept in the README)."""
+    rows = ["| key | default | accepted | meaning |", "| --- | --- | --- | --- |"]
+    for key, setting in SETTINGS.items():
+        default = json.dumps(setting.default)
+        rows.append(f"| `{key}` | `{default}` | {setting.describe_accepted()} | {setting.doc} |")
+    return "\n".join(rows)

@@ -1,0 +1,28 @@
+"""The project's own exception types: each message says what was wrong and what is accepted."""
+
+
+class ProjectError(Exception):
+    """Base class of every error this project raises for a user mistake."""
+
+
+class ConfigError(ProjectError, ValueError):
+    """An `args` key, type or value is not accepted."""
+
+
+class DataError(ProjectError):
+    """The dataset is missing, corrupt or cannot be downloaded."""
+
+
+class WeightsError(ProjectError):
+    """Pretrained weights are missing or cannot be loaded."""
+
+
+class RunFolderError(ProjectError):
+    """A run folder would be overwritten or cannot be resumed."""
+
+
+class UnknownModelError(ProjectError, KeyError):
+    """A model name is not in the registry."""
+
+    def __str__(self):
+        return str(self.args[0])

@@ -1,0 +1,71 @@
+"""Test-set evaluation of trained models and the comparison table."""
+
+import csv
+import time
+
+import numpy as np
+
+from utils.runs import write_json
+
+COLUMNS = ("model", "test_loss", "test_accuracy", "params", "epochs", "train_seconds", "eval_seconds")
+
+
+def predict(model, dataset):
+    """Class probabilities for every image of `dataset`, and the true labels."""
+    probabilities, labels = [], []
+    for images, one_hot in dataset:
+        probabilities.append(np.asarray(model(images, training=False), dtype=np.float64))
+        labels.append(np.argmax(one_hot, axis=-1))
+    return np.concatenate(probabilities), np.concatenate(labels)
+
+
+def loss_and_accuracy(probabilities, labels):
+    """Plain cross-entropy (no label smoothing, so models compare fairly) and accuracy."""
+    true_class = probabilities[np.arange(len(labels)), labels]
+    loss = float(-np.mean(np.log(np.clip(true_class, 1e-12, 1.0))))
+    accuracy = float(np.mean(np.argmax(probabilities, axis=-1) == labels))
+    return loss, accuracy
+
+
+def evaluate(trained, test_dataset):
+    """One comparison row for a `TrainedModel`, evaluated on the test set."""
+    start = time.perf_counter()
+    probabilities, labels = predict(trained.model, test_dataset)
+    loss, accuracy = loss_and_accuracy(probabilities, labels)
+    return {
+        "model": trained.name,
+        "test_loss": loss,
+        "test_accuracy": accuracy,
+        "params": int(trained.model.count_params()),
+        "epochs": len(trained.history.get("epoch", [])),
+        "train_seconds": round(trained.train_seconds, 1),
+        "eval_seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def markdown_table(rows):
+    """The comparison rows as a markdown table, accuracy in percent."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    for row in rows:
+        cells = [
+            row["model"],
+            f"{row['test_loss']:.4f}",
+            f"{100 * row['test_accuracy']:.2f}%",
+            f"{row['params']:,}",
+            str(row["epochs"]),
+            f"{row['train_seconds']:.0f}",
+            f"{row['eval_seconds']:.1f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def save_comparison(rows, run):
+    """Write metrics.json (which marks the run finished), comparison.csv and comparison.md."""
+    with open(run.file("comparison.csv"), "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    with open(run.file("comparison.md"), "w", encoding="utf-8") as handle:
+        handle.write(markdown_table(rows) + "\n")
+    write_json(run.file("metrics.json"), {row["model"]: row for row in rows})

@@ -1,0 +1,132 @@
+"""Run folders: create or resume `<output_dir>/<run_name>/`, and small JSON/CSV helpers."""
+
+import csv
+import dataclasses
+import datetime
+import json
+import os
+
+from utils.errors import RunFolderError
+
+ARGS_FILE = "args.json"
+METRICS_FILE = "metrics.json"
+# Keys that do not change what a run computes, so they may differ when resuming.
+KEYS_FREE_ON_RESUME = ("verbose",)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFolder:
+    """Where one run writes everything; `resumed` says an interrupted run was found."""
+
+    path: str
+    resumed: bool
+
+    def model_dir(self, model_name):
+        return os.path.join(self.path, model_name)
+
+    def file(self, name):
+        return os.path.join(self.path, name)
+
+
+def write_json(path, value):
+    """Write JSON atomically, so an interruption never leaves half a file."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2, sort_keys=False)
+    os.replace(temporary, path)
+
+
+def read_json(path, default=None):
+    if not os.path.isfile(path):
+        return default
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def read_history(path):
+    """history.csv as {column: [values]}, one row per epoch (a repeated epoch keeps its last row)."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
+    ordered = [rows[epoch] for epoch in sorted(rows)]
+    columns = ordered[0].keys() if ordered else []
+    return {column: [_number(row[column]) for row in ordered] for column in columns}
+
+
+def _number(text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return text
+    return int(value) if value.is_integer() and "." not in text and "e" not in text else value
+
+
+def is_finished(path):
+    return os.path.isfile(os.path.join(path, METRICS_FILE))
+
+
+def _comparable(args):
+    return {key: value for key, value in args.items() if key not in KEYS_FREE_ON_RESUME}
+
+
+def _same_args(path, args):
+    saved = read_json(os.path.join(path, ARGS_FILE))
+    return saved is not None and _comparable(saved) == _comparable(args)
+
+
+def _resumable_runs(output_dir, args):
+    if not os.path.isdir(output_dir):
+        return []
+    candidates = [os.path.join(output_dir, name) for name in sorted(os.listdir(output_dir))]
+    return [p for p in candidates if os.path.isdir(p) and not is_finished(p) and _same_args(p, args)]
+
+
+def _new_name(output_dir):
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name, counter = stamp, 1
+    while os.path.exists(os.path.join(output_dir, name)):
+        counter += 1
+        name = f"{stamp}-{counter}"
+    return name
+
+
+def open_run(args, output_dir):
+    """Create this run's folder, or reopen the unfinished run of the same args.
+
+    With `args['run_name']` set, that folder is resumed if it holds an unfinished run of
+    identical args; a finished run or different args raise instead of overwriting. With
+    no name, the newest unfinished run of identical args is resumed, else a time-stamped
+    folder is created.
+    """
+    name = args["run_name"]
+    if name:
+        path = os.path.join(output_dir, name)
+        if os.path.exists(path):
+            _check_resumable(path, args)
+            return RunFolder(path, resumed=True)
+    else:
+        resumable = _resumable_runs(output_dir, args)
+        if resumable:
+            return RunFolder(resumable[-1], resumed=True)
+        path = os.path.join(output_dir, _new_name(output_dir))
+    os.makedirs(path)
+    write_json(os.path.join(path, ARGS_FILE), args)
+    return RunFolder(path, resumed=False)
+
+
+def _check_resumable(path, args):
+    if is_finished(path):
+        raise RunFolderError(
+            f"Run folder {path} holds a finished run; choose another args['run_name'] "
+            "(or null for a time-stamped one), or delete that folder."
+        )
+    saved = read_json(os.path.join(path, ARGS_FILE))
+    if saved is None or _comparable(saved) != _comparable(args):
+        differing = sorted(
+            k for k in args if (saved or {}).get(k) != args[k] and k not in KEYS_FREE_ON_RESUME
+        )
+        raise RunFolderError(
+            f"Run folder {path} holds another run (args differ in {differing}); choose another "
+            "args['run_name'] or rerun with the same args to resume it."
+        )

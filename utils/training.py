@@ -1,0 +1,264 @@
+"""Optimizers, schedules, callbacks, freezing and the resumable two-phase training loop."""
+
+import dataclasses
+import math
+import os
+import time
+
+import keras
+
+from models.pretrained import get_backbone, is_pretrained
+from utils.runs import read_history, read_json, write_json
+
+HISTORY_FILE = "history.csv"
+BEST_MODEL_FILE = "best.keras"
+FINAL_MODEL_FILE = "final.keras"
+STATE_FILE = "state.json"
+
+
+# --- optimizer and schedule ---------------------------------------------------------
+def steps_per_epoch(num_images, batch_size):
+    return math.ceil(num_images / batch_size)
+
+
+def make_schedule(args, learning_rate, total_steps, warmup_steps):
+    """The learning rate `args['lr_schedule']` asks for: a float or a Keras schedule."""
+    if args["lr_schedule"] == "constant":
+        return learning_rate
+    if args["lr_schedule"] == "cosine":
+        warmup_steps = 0
+    warmup_steps = min(warmup_steps, total_steps - 1)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else learning_rate,
+        decay_steps=max(total_steps - warmup_steps, 1),
+        warmup_target=learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+
+
+_OPTIMIZERS = {
+    "sgd": lambda lr, args: keras.optimizers.SGD(lr, momentum=args["momentum"], nesterov=True),
+    "adam": lambda lr, args: keras.optimizers.Adam(lr),
+    "adamw": lambda lr, args: keras.optimizers.AdamW(lr, weight_decay=args["weight_decay"]),
+    "rmsprop": lambda lr, args: keras.optimizers.RMSprop(lr, momentum=args["momentum"]),
+}
+
+
+def make_optimizer(args, learning_rate):
+    """The optimizer named by `args['optimizer']`, with decoupled weight decay.
+
+    BatchNorm parameters and biases are excluded from weight decay.
+    """
+    optimizer = _OPTIMIZERS[args["optimizer"]](learning_rate, args)
+    if args["weight_decay"]:
+        optimizer.weight_decay = args["weight_decay"]
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return optimizer
+
+
+def compile_model(model, args, learning_rate):
+    """(Re)compile after any change of `trainable`; labels are one-hot."""
+    model.compile(
+        optimizer=make_optimizer(args, learning_rate),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=args["label_smoothing"]),
+        metrics=["accuracy"],
+        jit_compile=args["jit_compile"],
+    )
+
+
+# --- freezing -------------------------------------------------------------------------
+def trainable_weight_count(model):
+    return sum(int(math.prod(w.shape)) for w in model.trainable_weights)
+
+
+def unfreeze_top(backbone, num_layers):
+    """Unfreeze the top `num_layers` weighted layers of `backbone` ("all": every one).
+
+    BatchNormalization layers stay frozen: Keras 3 `fit()` would otherwise update their
+    statistics despite the `training=False` the backbone was called with.
+
+    Returns:
+        Names of the layers opened, bottom to top.
+    """
+    backbone.trainable = True
+    weighted = [
+        layer
+        for layer in backbone.layers
+        if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    opened = weighted if num_layers == "all" else weighted[len(weighted) - num_layers :]
+    opened_ids = {id(layer) for layer in opened}
+    for layer in backbone.layers:
+        layer.trainable = id(layer) in opened_ids
+    return [layer.name for layer in opened]
+
+
+# --- callbacks ------------------------------------------------------------------------
+class EpochTimer(keras.callbacks.Callback):
+    """Adds each epoch's wall time and learning rate to the logs (so history.csv has them)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["epoch_seconds"] = time.perf_counter() - self._start
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def best_so_far(history, monitor):
+    """Best value of `monitor` in earlier epochs (None if none), so a resumed checkpoint
+    does not overwrite a better model."""
+    values = history.get(monitor, [])
+    if not values:
+        return None
+    return max(values) if "acc" in monitor else min(values)
+
+
+def make_callbacks(args, model_dir, monitor, phase, history):
+    """The callbacks `args` switch on, writing into `model_dir`."""
+    callbacks = [EpochTimer()]
+    if args["backup_and_restore"]:
+        callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup", phase)))
+    if args["terminate_on_nan"]:
+        callbacks.append(keras.callbacks.TerminateOnNaN())
+    if args["checkpoint"]:
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                os.path.join(model_dir, BEST_MODEL_FILE),
+                monitor=monitor,
+                save_best_only=True,
+                initial_value_threshold=best_so_far(history, monitor),
+            )
+        )
+    if args["early_stopping_patience"]:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                patience=args["early_stopping_patience"],
+                restore_best_weights=True,
+            )
+        )
+    if args["reduce_lr_patience"]:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor,
+                factor=args["reduce_lr_factor"],
+                patience=args["reduce_lr_patience"],
+            )
+        )
+    if args["tensorboard"]:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")))
+    callbacks.append(keras.callbacks.CSVLogger(os.path.join(model_dir, HISTORY_FILE), append=True))
+    return callbacks
+
+
+# --- the training loop ----------------------------------------------------------------
+@dataclasses.dataclass
+class Phase:
+    """One `fit()` call: the head (or whole model), or fine-tuning of an unfrozen backbone."""
+
+    name: str
+    epochs: int
+    learning_rate: float
+
+
+@dataclasses.dataclass
+class TrainedModel:
+    """A trained model with its whole history (both phases) and timing."""
+
+    name: str
+    model: keras.Model
+    history: dict
+    train_seconds: float
+    fine_tune_start_epoch: int | None = None
+
+
+def plan_phases(args, has_backbone):
+    """The head phase, plus fine-tuning for a backbone when args ask for it."""
+    phases = [Phase("train", args["epochs"], args["learning_rate"])]
+    if has_backbone and args["fine_tune_layers"] != 0 and args["fine_tune_epochs"] > 0:
+        phases.append(
+            Phase("fine_tune", args["fine_tune_epochs"], args["learning_rate"] * args["fine_tune_lr_factor"])
+        )
+    return phases
+
+
+def monitored_metric(has_validation):
+    return "val_loss" if has_validation else "loss"
+
+
+def _fit_phase(model, phase, first_epoch, datasets, args, model_dir, history):
+    steps = datasets.steps_per_epoch
+    warmup_steps = round(args["warmup_epochs"] * steps)
+    compile_model(model, args, make_schedule(args, phase.learning_rate, phase.epochs * steps, warmup_steps))
+    monitor = monitored_metric(datasets.validation is not None)
+    model.fit(
+        datasets.train,
+        validation_data=datasets.validation,
+        initial_epoch=first_epoch,
+        epochs=first_epoch + phase.epochs,
+        callbacks=make_callbacks(args, model_dir, monitor, phase.name, history),
+        verbose=args["verbose"],
+    )
+
+
+def train_model(name, model, datasets, args, model_dir):
+    """Train `model` phase by phase, resuming whatever an interrupted run left behind.
+
+    A finished phase is recorded in `state.json` with its weights, so rerunning the
+    same command skips it; an unfinished one resumes from its BackupAndRestore
+    checkpoint. The best weights (by the monitored metric) are restored at the end.
+    """
+    os.makedirs(model_dir, exist_ok=True)
+    state_path = os.path.join(model_dir, STATE_FILE)
+    state = read_json(state_path, default={"phases": {}})
+    history_path = os.path.join(model_dir, HISTORY_FILE)
+    for phase in plan_phases(args, is_pretrained(model)):
+        if phase.name not in state["phases"]:
+            first_epoch = len(read_history(history_path).get("epoch", []))
+            state["phases"][phase.name] = {"first_epoch": first_epoch, "done": False}
+            write_json(state_path, state)
+        record = state["phases"][phase.name]
+        if phase.name == "fine_tune":
+            unfreeze_top(get_backbone(model), args["fine_tune_layers"])
+        weights_path = os.path.join(model_dir, f"phase_{phase.name}.weights.h5")
+        if record["done"]:
+            model.load_weights(weights_path)
+            continue
+        _fit_phase(model, phase, record["first_epoch"], datasets, args, model_dir, read_history(history_path))
+        model.save_weights(weights_path)
+        record["done"] = True
+        write_json(state_path, state)
+    restore_best(model, model_dir)
+    return trained_from_folder(name, model, model_dir)
+
+
+def trained_from_folder(name, model, model_dir):
+    """A `TrainedModel` for `model` with the history and timing recorded in `model_dir`."""
+    history = read_history(os.path.join(model_dir, HISTORY_FILE))
+    state = read_json(os.path.join(model_dir, STATE_FILE), default={"phases": {}})
+    fine_tune = state["phases"].get("fine_tune")
+    seconds = float(sum(history.get("epoch_seconds", [])))
+    return TrainedModel(name, model, history, seconds, fine_tune and fine_tune["first_epoch"])
+
+
+def restore_best(model, model_dir):
+    """Load best.keras weights if a checkpoint was written, else save the final model."""
+    best = os.path.join(model_dir, BEST_MODEL_FILE)
+    if os.path.isfile(best):
+        model.load_weights(best)
+    else:
+        model.save(os.path.join(model_dir, FINAL_MODEL_FILE))
+
+
+def planned_learning_rates(args, steps, has_backbone, points_per_phase=200):
+    """(epoch, learning rate) pairs sampled along every planned phase, for a preview plot."""
+    epochs, rates, offset = [], [], 0
+    for phase in plan_phases(args, has_backbone):
+        total = phase.epochs * steps
+        schedule = make_schedule(args, phase.learning_rate, total, round(args["warmup_epochs"] * steps))
+        for step in range(0, total, max(1, total // points_per_phase)):
+            epochs.append(offset + step / steps)
+            rates.append(float(schedule(step)) if callable(schedule) else schedule)
+        offset += phase.epochs
+    return epochs, rates
