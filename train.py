@@ -19,21 +19,31 @@ from utils.config import load_config_file, parse_override, resolve_args  # noqa:
 from utils.environment import flush_drive, output_root, prepare_session  # noqa: E402
 from utils.errors import ProjectError  # noqa: E402
 from utils.evaluation import evaluate, markdown_table, save_comparison  # noqa: E402
-from utils.experiment import build_for_run, make_datasets, save_curves, train_one  # noqa: E402
+from utils.experiment import build_for_run, load_run_models, make_datasets, save_curves, train_one  # noqa: E402
 from utils.plots import overlay_figure, save_figure  # noqa: E402
-from utils.runs import open_run  # noqa: E402
+from utils.runs import RunFolder, open_run, read_run_args  # noqa: E402
 
 
 def parse_command_line(argv):
+    """(overrides dict, run folder to evaluate or None) from the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="JSON file of args overrides")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override one args key (repeatable)"
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override one args key"
     )
+    parser.add_argument("--evaluate", metavar="RUN_FOLDER", help="only test the models of an earlier run")
     options = parser.parse_args(argv)
     overrides = load_config_file(options.config) if options.config else {}
     overrides.update(parse_override(text) for text in options.set)
-    return overrides
+    return overrides, options.evaluate
+
+
+def report(trained_models, test_dataset, run):
+    """Evaluate on the test set, save the comparison and the overlay figure, print the table."""
+    rows = [evaluate(trained, test_dataset) for trained in trained_models]
+    save_comparison(rows, run)
+    save_figure(overlay_figure(trained_models), run.file("curves_overlay.png"))
+    print(markdown_table(rows))
 
 
 def run_pipeline(args):
@@ -44,23 +54,30 @@ def run_pipeline(args):
     data = cifar.prepare_data(args)
     print(json.dumps(cifar.describe(data), indent=1))
     datasets = make_datasets(data, args)
-    results = []
+    trained_models = []
     for name in args["models"]:
-        trained = train_one(build_for_run(name, args), datasets, args, run)
-        plt.close(save_curves(trained, run))
-        results.append((trained, evaluate(trained, datasets.test)))
-    save_figure(overlay_figure([trained for trained, _ in results]), run.file("curves_overlay.png"))
-    rows = [row for _, row in results]
-    save_comparison(rows, run)
-    print(markdown_table(rows))
+        trained_models.append(train_one(build_for_run(name, args), datasets, args, run))
+        plt.close(save_curves(trained_models[-1], run))
+    report(trained_models, datasets.test, run)
     flush_drive(args)
     return run.path
 
 
+def evaluate_run(run_path, overrides):
+    """Test the models of an earlier run (its args, plus overrides such as data_path)."""
+    args = resolve_args({**read_run_args(run_path), **overrides})
+    prepare_session(args)
+    datasets = make_datasets(cifar.prepare_data(args), args)
+    report(load_run_models(run_path), datasets.test, RunFolder(run_path, resumed=True))
+
+
 def main(argv=None):
     try:
-        args = resolve_args(parse_command_line(argv))
-        run_pipeline(args)
+        overrides, run_to_evaluate = parse_command_line(argv)
+        if run_to_evaluate:
+            evaluate_run(run_to_evaluate, overrides)
+        else:
+            run_pipeline(resolve_args(overrides))
     except ProjectError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

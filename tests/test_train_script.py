@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from utils.runs import read_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -55,3 +57,22 @@ def test_train_script_reports_bad_args_clearly(tmp_path):
     assert "error: args['epochs'] = 0 is not accepted: expected an integer >= 1." in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_evaluate_reloads_an_earlier_run(tiny_archive, tmp_path):
+    common = ["--set", f"data_path={tiny_archive}", "--set", "small_run=true", "--set", "verbose=0"]
+    trained = run_train(*common, "--set", "models=lenet", "--set", "run_name=first", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    run_dir = tmp_path / "runs" / "first"
+    before = read_json(str(run_dir / "metrics.json"))["lenet"]
+    (run_dir / "metrics.json").unlink()
+    result = run_train("--evaluate", str(run_dir), "--set", f"data_path={tiny_archive}", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = read_json(str(run_dir / "metrics.json"))["lenet"]
+    assert after["test_accuracy"] == before["test_accuracy"]
+    assert after["test_loss"] == pytest.approx(before["test_loss"], rel=1e-5)
+
+
+def test_evaluate_refuses_a_folder_without_run(tmp_path):
+    result = run_train("--evaluate", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and "is not a run folder" in result.stderr

@@ -9,8 +9,10 @@ import tensorflow as tf
 from models import build_model
 from models.pretrained import BACKBONES
 from utils.data import IMAGE_SHAPE, NUM_CLASSES
+from utils.errors import RunFolderError
 from utils.pipeline import make_augmenter, make_dataset
 from utils.plots import history_figure, save_figure
+from utils.runs import read_run_args
 from utils.training import (
     BEST_MODEL_FILE,
     FINAL_MODEL_FILE,
@@ -68,11 +70,19 @@ def save_curves(trained, run):
     return figure
 
 
-def load_trained(run_path, name):
-    """A model trained in an earlier run, read back from its run folder."""
-    model_dir = os.path.join(run_path, name)
-    best = os.path.join(model_dir, BEST_MODEL_FILE)
-    model = keras.models.load_model(
-        best if os.path.isfile(best) else os.path.join(model_dir, FINAL_MODEL_FILE)
-    )
-    return trained_from_folder(name, model, model_dir)
+def load_run_models(run_path):
+    """Every model trained in an earlier run folder, read back in the run's model order.
+
+    Raises:
+        RunFolderError: when the folder holds no run or no trained model.
+    """
+    trained = []
+    for name in read_run_args(run_path)["models"]:
+        model_dir = os.path.join(run_path, name)
+        saved = [os.path.join(model_dir, file) for file in (BEST_MODEL_FILE, FINAL_MODEL_FILE)]
+        saved = [path for path in saved if os.path.isfile(path)]
+        if saved:
+            trained.append(trained_from_folder(name, keras.models.load_model(saved[0]), model_dir))
+    if not trained:
+        raise RunFolderError(f"{run_path} holds no trained model ({BEST_MODEL_FILE} or {FINAL_MODEL_FILE}).")
+    return trained

@@ -62,6 +62,14 @@ def _number(text):
     return int(value) if value.is_integer() and "." not in text and "e" not in text else value
 
 
+def read_run_args(run_path):
+    """The args an earlier run saved; raises RunFolderError if `run_path` holds no run."""
+    args = read_json(os.path.join(run_path, ARGS_FILE))
+    if args is None:
+        raise RunFolderError(f"{run_path} is not a run folder: it has no {ARGS_FILE}.")
+    return args
+
+
 def is_finished(path):
     return os.path.isfile(os.path.join(path, METRICS_FILE))
 
