@@ -151,3 +151,18 @@ def test_constant_and_cosine_schedules():
     cosine = make_schedule(resolve_args({"lr_schedule": "cosine"}), 0.1, 100, 10)
     assert float(cosine(0)) == pytest.approx(0.1)
     assert float(cosine(50)) == pytest.approx(0.05, rel=1e-3)
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop"])
+def test_weight_decay_shrinks_kernels_but_not_batchnorm(name):
+    from utils.training import make_optimizer
+
+    optimizer = make_optimizer(resolve_args({"optimizer": name, "weight_decay": 0.5}), 0.1)
+    kernel, gamma = keras.Variable(1.0, name="kernel"), keras.Variable(1.0, name="gamma")
+    optimizer.apply_gradients([(keras.ops.zeros(()), kernel), (keras.ops.zeros(()), gamma)])
+    assert float(kernel.numpy()) == pytest.approx(1 - 0.1 * 0.5)
+    assert float(gamma.numpy()) == 1.0
+    without = make_optimizer(resolve_args({"optimizer": name, "weight_decay": 0}), 0.1)
+    plain = keras.Variable(1.0, name="kernel")
+    without.apply_gradients([(keras.ops.zeros(()), plain)])
+    assert float(plain.numpy()) == 1.0

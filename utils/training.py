@@ -36,23 +36,20 @@ def make_schedule(args, learning_rate, total_steps, warmup_steps):
     )
 
 
-_OPTIMIZERS = {
-    "sgd": lambda lr, args: keras.optimizers.SGD(lr, momentum=args["momentum"], nesterov=True),
-    "adam": lambda lr, args: keras.optimizers.Adam(lr),
-    "adamw": lambda lr, args: keras.optimizers.AdamW(lr, weight_decay=args["weight_decay"]),
-    "rmsprop": lambda lr, args: keras.optimizers.RMSprop(lr, momentum=args["momentum"]),
-}
-
-
 def make_optimizer(args, learning_rate):
     """The optimizer named by `args['optimizer']`, with decoupled weight decay.
 
     BatchNorm parameters and biases are excluded from weight decay.
     """
-    optimizer = _OPTIMIZERS[args["optimizer"]](learning_rate, args)
-    if args["weight_decay"]:
-        optimizer.weight_decay = args["weight_decay"]
-        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    common = {"learning_rate": learning_rate, "weight_decay": args["weight_decay"]}
+    constructors = {
+        "sgd": lambda: keras.optimizers.SGD(momentum=args["momentum"], nesterov=True, **common),
+        "adam": lambda: keras.optimizers.Adam(**common),
+        "adamw": lambda: keras.optimizers.AdamW(**common),
+        "rmsprop": lambda: keras.optimizers.RMSprop(momentum=args["momentum"], **common),
+    }
+    optimizer = constructors[args["optimizer"]]()
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     return optimizer
 
 
