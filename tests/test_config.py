@@ -82,3 +82,17 @@ def test_config_file(tmp_path):
 def test_args_reference_lists_every_key():
     table = describe_args_markdown()
     assert all(f"| `{key}` |" in table for key in SETTINGS)
+
+
+def test_presets_apply_under_user_overrides():
+    fast = resolve_args({"preset": "fast", "epochs": 3})
+    assert fast["models"] == ["fast_cnn"] and fast["lr_schedule"] == "warmup_linear"
+    assert fast["epochs"] == 3  # the user's override wins over the preset
+    original = resolve_args({"preset": "original"})
+    assert (original["optimizer"], original["batch_size"], original["precision"]) == ("adam", 32, "float32")
+    assert original["reduce_lr_factor"] == pytest.approx(1 / 3) and original["early_stopping_patience"] == 10
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="args\\['preset'\\] = 'turbo'.*\"fast\" or \"original\""):
+        resolve_args({"preset": "turbo"})

@@ -70,37 +70,25 @@ class Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def run_with_extra_callback(monkeypatch, callback, *call):
-    import utils.training as training
-
-    original = training.make_callbacks
-    monkeypatch.setattr(training, "make_callbacks", lambda *a: original(*a) + [callback])
-    return train_one(*call)
-
-
-def test_interrupted_run_resumes_from_its_last_epoch(prepared, monkeypatch):
+def test_interrupted_run_resumes_from_its_last_epoch(prepared):
     args, datasets, run = prepared
     with pytest.raises(KeyboardInterrupt):
-        run_with_extra_callback(
-            monkeypatch, Interrupt(after_epochs=2), build_for_run("lenet", args), datasets, args, run
-        )
+        train_one(build_for_run("lenet", args), datasets, args, run, [Interrupt(after_epochs=2)])
     assert read_history(os.path.join(run.model_dir("lenet"), "history.csv"))["epoch"] == [0, 1]
 
     resumed_run = open_run(args, args["output_dir"])  # the same command again
     assert resumed_run == type(run)(run.path, resumed=True)
     counter = Interrupt(after_epochs=99)
-    trained = run_with_extra_callback(
-        monkeypatch, counter, build_for_run("lenet", args), datasets, args, resumed_run
-    )
+    trained = train_one(build_for_run("lenet", args), datasets, args, resumed_run, [counter])
     assert counter.epochs_run == 1  # only the missing third epoch ran
     assert trained.history["epoch"] == [0, 1, 2]
 
 
-def test_finished_phases_are_skipped_on_rerun(prepared, monkeypatch):
+def test_finished_phases_are_skipped_on_rerun(prepared):
     args, datasets, run = prepared
     first = train_one(build_for_run("lenet", args), datasets, args, run)
     counter = Interrupt(after_epochs=99)
-    again = run_with_extra_callback(monkeypatch, counter, build_for_run("lenet", args), datasets, args, run)
+    again = train_one(build_for_run("lenet", args), datasets, args, run, [counter])
     assert counter.epochs_run == 0
     assert again.history == first.history
 
@@ -166,3 +154,27 @@ def test_weight_decay_shrinks_kernels_but_not_batchnorm(name):
     plain = keras.Variable(1.0, name="kernel")
     without.apply_gradients([(keras.ops.zeros(()), plain)])
     assert float(plain.numpy()) == 1.0
+
+
+def test_warmup_linear_schedule_shape():
+    schedule = make_schedule(
+        resolve_args({"lr_schedule": "warmup_linear"}), 0.4, total_steps=100, warmup_steps=20
+    )
+    rates = [float(schedule(step)) for step in range(101)]
+    assert rates[0] == 0.0 and rates[10] == pytest.approx(0.2) and rates[20] == pytest.approx(0.4)
+    assert rates[60] == pytest.approx(0.2) and rates[100] == 0.0
+    config = schedule.get_config()
+    assert type(schedule).from_config(config).get_config() == config
+
+
+def test_ema_pulls_weights_towards_their_average():
+    from utils.training import EMA_EVERY_STEPS, make_optimizer
+
+    optimizer = make_optimizer(
+        resolve_args({"ema_momentum": 0.5, "weight_decay": 0, "optimizer": "sgd", "momentum": 0}), 1.0
+    )
+    weight = keras.Variable(0.0, name="kernel")
+    for _ in range(EMA_EVERY_STEPS):
+        optimizer.apply_gradients([(keras.ops.convert_to_tensor(-1.0), weight)])  # +1 per step
+    # Without averaging the weight would be 5; the average lags behind it.
+    assert 0 < float(weight.numpy()) < EMA_EVERY_STEPS

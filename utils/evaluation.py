@@ -7,14 +7,31 @@ import numpy as np
 
 from utils.runs import write_json
 
-COLUMNS = ("model", "test_loss", "test_accuracy", "params", "epochs", "train_seconds", "eval_seconds")
+COLUMNS = (
+    "model",
+    "test_loss",
+    "test_accuracy",
+    "test_accuracy_tta",
+    "params",
+    "epochs",
+    "train_seconds",
+    "eval_seconds",
+)
 
 
-def predict(model, dataset):
-    """Class probabilities for every image of `dataset`, and the true labels."""
+def predict(model, dataset, flip_tta=False):
+    """Class probabilities for every image of `dataset`, and the true labels.
+
+    With `flip_tta`, each probability is the mean over the image and its mirror image
+    (horizontal-flip test-time augmentation).
+    """
     probabilities, labels = [], []
     for images, one_hot in dataset:
-        probabilities.append(np.asarray(model(images, training=False), dtype=np.float64))
+        batch = np.asarray(model(images, training=False), dtype=np.float64)
+        if flip_tta:
+            mirrored = np.asarray(model(images[:, :, ::-1, :], training=False), dtype=np.float64)
+            batch = (batch + mirrored) / 2
+        probabilities.append(batch)
         labels.append(np.argmax(one_hot, axis=-1))
     return np.concatenate(probabilities), np.concatenate(labels)
 
@@ -28,14 +45,16 @@ def loss_and_accuracy(probabilities, labels):
 
 
 def evaluate(trained, test_dataset):
-    """One comparison row for a `TrainedModel`, evaluated on the test set."""
+    """One comparison row for a `TrainedModel`, evaluated on the test set (plain and with flip TTA)."""
     start = time.perf_counter()
     probabilities, labels = predict(trained.model, test_dataset)
     loss, accuracy = loss_and_accuracy(probabilities, labels)
+    _, accuracy_tta = loss_and_accuracy(*predict(trained.model, test_dataset, flip_tta=True))
     return {
         "model": trained.name,
         "test_loss": loss,
         "test_accuracy": accuracy,
+        "test_accuracy_tta": accuracy_tta,
         "params": int(trained.model.count_params()),
         "epochs": len(trained.history.get("epoch", [])),
         "train_seconds": round(trained.train_seconds, 1),
@@ -51,6 +70,7 @@ def markdown_table(rows):
             row["model"],
             f"{row['test_loss']:.4f}",
             f"{100 * row['test_accuracy']:.2f}%",
+            f"{100 * row['test_accuracy_tta']:.2f}%",
             f"{row['params']:,}",
             str(row["epochs"]),
             f"{row['train_seconds']:.0f}",

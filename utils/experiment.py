@@ -4,6 +4,7 @@ import dataclasses
 import os
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from models import build_model
@@ -31,6 +32,7 @@ class Datasets:
     test: tf.data.Dataset
     steps_per_epoch: int
     augmenter: keras.Layer | None
+    train_images: np.ndarray  # raw training images, for layers fitted on data
 
 
 def make_datasets(data, args):
@@ -43,6 +45,7 @@ def make_datasets(data, args):
         test=make_dataset(data.test, batch, training=False),
         steps_per_epoch=steps_per_epoch(len(data.train), batch),
         augmenter=augmenter,
+        train_images=data.train.images,
     )
 
 
@@ -58,9 +61,9 @@ def build_for_run(name, args):
     return build_model(name, IMAGE_SHAPE, NUM_CLASSES, **model_options_for(name, args))
 
 
-def train_one(model, datasets, args, run):
+def train_one(model, datasets, args, run, extra_callbacks=()):
     """Train a model built by `build_for_run` into its run sub-folder, resuming if interrupted."""
-    return train_model(model.name, model, datasets, args, run.model_dir(model.name))
+    return train_model(model.name, model, datasets, args, run.model_dir(model.name), extra_callbacks)
 
 
 def save_curves(trained, run):

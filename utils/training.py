@@ -7,6 +7,7 @@ import time
 
 import keras
 
+from models import adapt_to_images
 from models.pretrained import get_backbone, is_pretrained
 from utils.runs import read_history, read_json, write_json
 
@@ -14,6 +15,7 @@ HISTORY_FILE = "history.csv"
 BEST_MODEL_FILE = "best.keras"
 FINAL_MODEL_FILE = "final.keras"
 STATE_FILE = "state.json"
+EMA_EVERY_STEPS = 5
 
 
 # --- optimizer and schedule ---------------------------------------------------------
@@ -21,13 +23,34 @@ def steps_per_epoch(num_images, batch_size):
     return math.ceil(num_images / batch_size)
 
 
+@keras.saving.register_keras_serializable(package="cifar10")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from 0 to `peak` over `warmup_steps`, then linear decay to 0 at `total_steps`."""
+
+    def __init__(self, peak, warmup_steps, total_steps):
+        self.peak = peak
+        self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        rising = step / max(self.warmup_steps, 1)
+        falling = (self.total_steps - step) / max(self.total_steps - self.warmup_steps, 1)
+        fraction = keras.ops.where(step < self.warmup_steps, rising, falling)
+        return self.peak * keras.ops.clip(fraction, 0.0, 1.0)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
 def make_schedule(args, learning_rate, total_steps, warmup_steps):
     """The learning rate `args['lr_schedule']` asks for: a float or a Keras schedule."""
-    if args["lr_schedule"] == "constant":
+    name = args["lr_schedule"]
+    if name == "constant":
         return learning_rate
-    if args["lr_schedule"] == "cosine":
-        warmup_steps = 0
-    warmup_steps = min(warmup_steps, total_steps - 1)
+    warmup_steps = 0 if name == "cosine" else min(warmup_steps, total_steps - 1)
+    if name == "warmup_linear":
+        return WarmupLinearDecay(learning_rate, warmup_steps, total_steps)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup_steps else learning_rate,
         decay_steps=max(total_steps - warmup_steps, 1),
@@ -39,14 +62,20 @@ def make_schedule(args, learning_rate, total_steps, warmup_steps):
 def make_optimizer(args, learning_rate):
     """The optimizer named by `args['optimizer']`, with decoupled weight decay.
 
-    BatchNorm parameters and biases are excluded from weight decay.
+    BatchNorm parameters and biases are excluded from weight decay. With
+    `args['ema_momentum']`, an exponential moving average of the weights replaces them
+    every `EMA_EVERY_STEPS` steps (Lookahead-style averaging) and at the end of training.
     """
-    common = {"learning_rate": learning_rate, "weight_decay": args["weight_decay"]}
+    common = {"learning_rate": learning_rate, "weight_decay": float(args["weight_decay"])}
+    if args["ema_momentum"] is not None:
+        common.update(
+            use_ema=True, ema_momentum=args["ema_momentum"], ema_overwrite_frequency=EMA_EVERY_STEPS
+        )
     constructors = {
-        "sgd": lambda: keras.optimizers.SGD(momentum=args["momentum"], nesterov=True, **common),
+        "sgd": lambda: keras.optimizers.SGD(momentum=float(args["momentum"]), nesterov=True, **common),
         "adam": lambda: keras.optimizers.Adam(**common),
         "adamw": lambda: keras.optimizers.AdamW(**common),
-        "rmsprop": lambda: keras.optimizers.RMSprop(momentum=args["momentum"], **common),
+        "rmsprop": lambda: keras.optimizers.RMSprop(momentum=float(args["momentum"]), **common),
     }
     optimizer = constructors[args["optimizer"]]()
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
@@ -184,7 +213,7 @@ def monitored_metric(has_validation):
     return "val_loss" if has_validation else "loss"
 
 
-def _fit_phase(model, phase, first_epoch, datasets, args, model_dir, history):
+def _fit_phase(model, phase, first_epoch, datasets, args, model_dir, history, extra_callbacks):
     steps = datasets.steps_per_epoch
     warmup_steps = round(args["warmup_epochs"] * steps)
     compile_model(model, args, make_schedule(args, phase.learning_rate, phase.epochs * steps, warmup_steps))
@@ -194,18 +223,23 @@ def _fit_phase(model, phase, first_epoch, datasets, args, model_dir, history):
         validation_data=datasets.validation,
         initial_epoch=first_epoch,
         epochs=first_epoch + phase.epochs,
-        callbacks=make_callbacks(args, model_dir, monitor, phase.name, history),
+        callbacks=make_callbacks(args, model_dir, monitor, phase.name, history) + list(extra_callbacks),
         verbose=args["verbose"],
     )
 
 
-def train_model(name, model, datasets, args, model_dir):
+def train_model(name, model, datasets, args, model_dir, extra_callbacks=()):
     """Train `model` phase by phase, resuming whatever an interrupted run left behind.
 
-    A finished phase is recorded in `state.json` with its weights, so rerunning the
-    same command skips it; an unfinished one resumes from its BackupAndRestore
-    checkpoint. The best weights (by the monitored metric) are restored at the end.
+    Data-dependent layers (patch whitening) are fitted on the training images first. A
+    finished phase is recorded in `state.json` with its weights, so rerunning the same
+    command skips it; an unfinished one resumes from its BackupAndRestore checkpoint.
+    The best weights (by the monitored metric) are restored at the end.
+
+    Args:
+        extra_callbacks: callbacks added after the ones `args` choose (benchmarks, tests).
     """
+    adapt_to_images(model, datasets.train_images)
     os.makedirs(model_dir, exist_ok=True)
     state_path = os.path.join(model_dir, STATE_FILE)
     state = read_json(state_path, default={"phases": {}})
@@ -222,7 +256,8 @@ def train_model(name, model, datasets, args, model_dir):
         if record["done"]:
             model.load_weights(weights_path)
             continue
-        _fit_phase(model, phase, record["first_epoch"], datasets, args, model_dir, read_history(history_path))
+        history = read_history(history_path)
+        _fit_phase(model, phase, record["first_epoch"], datasets, args, model_dir, history, extra_callbacks)
         model.save_weights(weights_path)
         record["done"] = True
         write_json(state_path, state)

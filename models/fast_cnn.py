@@ -1,0 +1,123 @@
+"""`fast_cnn`: a small VGG-like network with a frozen patch-whitening first layer.
+
+The design follows the published airbench recipe (Jordan, arXiv 2404.00498) in our own
+Keras code: a 2x2 convolution whose filters whiten the image patches of the training
+set (fitted once, then frozen), three conv blocks with BatchNorm and GELU, global max
+pooling and a scaled linear classifier.
+"""
+
+import keras
+import numpy as np
+
+from models.registry import register_model
+
+WHITENING_LAYER = "whiten"
+
+
+def extract_patches(images, size):
+    """All `size` x `size` patches of `images` (N, H, W, C), flattened to rows."""
+    images = np.asarray(images, dtype=np.float64)
+    _, height, width, _ = images.shape
+    rows, cols = height - size + 1, width - size + 1
+    parts = [images[:, i : i + rows, j : j + cols, :] for i in range(size) for j in range(size)]
+    # (N, rows, cols, size*size, C) in the kernel's (i, j, channel) order
+    return np.stack(parts, axis=3).reshape(-1, size * size * images.shape[-1])
+
+
+def whitening_filters(patches, epsilon):
+    """Filters W and bias b such that (patch @ W + b) has identity covariance (for epsilon 0).
+
+    Returns the eigenvector filters and their negatives, so a following ReLU or GELU
+    keeps both signs of every whitened component.
+    """
+    mean = patches.mean(axis=0)
+    covariance = np.cov(patches - mean, rowvar=False)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+    filters = eigenvectors / np.sqrt(np.maximum(eigenvalues, 0) + epsilon)
+    filters = np.concatenate([filters, -filters], axis=1)
+    return filters, -mean @ filters
+
+
+@keras.saving.register_keras_serializable(package="cifar10")
+class PatchWhitening(keras.layers.Layer):
+    """A frozen `patch_size` convolution (valid padding) that whitens image patches.
+
+    `adapt(images)` fits its filters on training images (raw 0-255 values); they stay
+    frozen during training and are saved with the model.
+    """
+
+    def __init__(self, patch_size=2, epsilon=2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.patch_size = patch_size
+        self.epsilon = epsilon
+        self.trainable = False
+
+    def build(self, input_shape):
+        depth = self.patch_size * self.patch_size * input_shape[-1]
+        self.kernel = self.add_weight(
+            name="kernel",
+            shape=(self.patch_size, self.patch_size, input_shape[-1], 2 * depth),
+            initializer="zeros",
+            trainable=False,
+        )
+        self.bias = self.add_weight(name="bias", shape=(2 * depth,), initializer="zeros", trainable=False)
+
+    def adapt(self, images, max_images=5000):
+        """Fit the filters on the first `max_images` of `images` (N, H, W, C)."""
+        patches = extract_patches(images[:max_images], self.patch_size)
+        filters, bias = whitening_filters(patches, self.epsilon)
+        self.kernel.assign(filters.reshape(self.kernel.shape).astype("float32"))
+        self.bias.assign(bias.astype("float32"))
+
+    def call(self, images):
+        kernel = keras.ops.cast(self.kernel, images.dtype)
+        return keras.ops.conv(images, kernel, padding="valid") + keras.ops.cast(self.bias, images.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "patch_size": self.patch_size, "epsilon": self.epsilon}
+
+
+def _block(x, filters, name, batchnorm_momentum):
+    """conv, 2x2 max-pool, BN, GELU, conv, BN, GELU (BN scale fixed at 1, as in airbench)."""
+    for index in (1, 2):
+        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{index}")(x)
+        if index == 1:
+            x = keras.layers.MaxPooling2D(name=f"{name}_pool")(x)
+        x = keras.layers.BatchNormalization(
+            momentum=batchnorm_momentum, epsilon=1e-5, scale=False, name=f"{name}_bn{index}"
+        )(x)
+        x = keras.layers.Activation("gelu", name=f"{name}_gelu{index}")(x)
+    return x
+
+
+@register_model("fast_cnn")
+def build_fast_cnn(
+    input_shape, num_classes, widths=(64, 256, 256), logit_scale=1 / 9, batchnorm_momentum=0.4
+):
+    """Whitening layer, GELU, three conv blocks, global max-pool, scaled linear classifier.
+
+    Call `adapt_to_images(model, train_images)` before training to fit the whitening.
+
+    Args:
+        widths: channels of the three blocks.
+        logit_scale: multiplies the logits; small values keep early training stable.
+        batchnorm_momentum: Keras momentum of the moving statistics (airbench's 0.6 in
+            PyTorch's convention).
+    """
+    inputs = keras.Input(shape=input_shape, name="images")
+    x = PatchWhitening(name=WHITENING_LAYER)(inputs)
+    x = keras.layers.Activation("gelu", name="whiten_gelu")(x)
+    for index, width in enumerate(widths, start=1):
+        x = _block(x, width, f"block{index}", batchnorm_momentum)
+    x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
+    x = keras.layers.Dense(num_classes, use_bias=False, name="logits")(x)
+    x = keras.layers.Rescaling(logit_scale, name="logit_scale")(x)
+    outputs = keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="fast_cnn")
+
+
+def adapt_to_images(model, images):
+    """Fit every data-dependent layer of `model` (the patch whitening) on training images."""
+    for layer in model.layers:
+        if isinstance(layer, PatchWhitening):
+            layer.adapt(images)

@@ -1,0 +1,78 @@
+import keras
+import numpy as np
+import pytest
+
+import models
+from models.fast_cnn import PatchWhitening, extract_patches, whitening_filters
+
+
+def correlated_images(count=200, seed=0):
+    """Images with strongly correlated neighbouring pixels and channels, like photos."""
+    rng = np.random.default_rng(seed)
+    smooth = rng.normal(size=(count, 8, 8, 1)).repeat(4, axis=1).repeat(4, axis=2)
+    noise = rng.normal(scale=0.3, size=(count, 32, 32, 3))
+    return np.clip(128 + 50 * (smooth + noise), 0, 255).astype(np.float32)
+
+
+def test_patches_follow_the_kernel_layout():
+    images = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+    patches = extract_patches(images, 2)
+    assert patches.shape == (2 * 3 * 3, 12)
+    np.testing.assert_array_equal(patches[0], images[0, :2, :2, :].reshape(-1))
+
+
+def test_whitening_gives_identity_covariance_on_fitted_patches():
+    images = correlated_images()
+    layer = PatchWhitening(epsilon=0.0)
+    layer.build((None, 32, 32, 3))
+    layer.adapt(images)
+    outputs = np.asarray(layer(images)).reshape(-1, 24)
+    positive = outputs[:, :12]
+    np.testing.assert_allclose(positive.mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(np.cov(positive, rowvar=False), np.eye(12), atol=2e-3)
+    np.testing.assert_allclose(outputs[:, 12:], -positive, atol=1e-4)
+    raw = extract_patches(images, 2)
+    assert np.abs(np.corrcoef(raw, rowvar=False) - np.eye(12)).max() > 0.5  # inputs were correlated
+
+
+def test_epsilon_damps_the_weak_components():
+    patches = extract_patches(correlated_images(), 2)
+    exact, _ = whitening_filters(patches, 0.0)
+    damped, _ = whitening_filters(patches, 10.0)
+    assert np.all(np.linalg.norm(damped, axis=0) < np.linalg.norm(exact, axis=0))
+
+
+def test_fast_cnn_fits_whitening_and_keeps_it_frozen(tmp_path):
+    model = models.build_model("fast_cnn")
+    whiten = model.get_layer("whiten")
+    assert not whiten.trainable and not whiten.trainable_weights
+    models.adapt_to_images(model, correlated_images())
+    assert np.abs(np.asarray(whiten.kernel)).sum() > 0
+    path = str(tmp_path / "fast.keras")
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(np.asarray(reloaded.get_layer("whiten").kernel), np.asarray(whiten.kernel))
+    images = correlated_images(4)
+    np.testing.assert_allclose(
+        reloaded.predict(images, verbose=0), model.predict(images, verbose=0), rtol=1e-5
+    )
+
+
+def test_logit_scale_softens_the_output():
+    images = correlated_images(8)
+    keras.utils.set_random_seed(0)
+    sharp = models.build_model("fast_cnn", logit_scale=1.0)
+    keras.utils.set_random_seed(0)
+    soft = models.build_model("fast_cnn", logit_scale=0.01)
+    for model in (sharp, soft):
+        models.adapt_to_images(model, correlated_images())
+    assert np.asarray(soft(images)).max() < np.asarray(sharp(images)).max()
+    np.testing.assert_allclose(np.asarray(soft(images)), 0.1, atol=0.05)
+
+
+@pytest.mark.parametrize("epsilon", [0.0, 2.0])
+def test_whitening_filters_are_eigen_directions(epsilon):
+    patches = extract_patches(correlated_images(50), 2)
+    filters, bias = whitening_filters(patches, epsilon)
+    assert filters.shape == (12, 24) and bias.shape == (24,)
+    np.testing.assert_allclose(patches.mean(axis=0) @ filters + bias, 0, atol=1e-6)
