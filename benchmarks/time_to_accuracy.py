@@ -1,0 +1,188 @@
+"""Time-to-accuracy benchmark: train one model per seed and write a JSON record.
+
+    python benchmarks/time_to_accuracy.py --data PATH --model fast_cnn --preset fast \\
+        --seeds 0 1 --out benchmarks/results/fast_cnn.json
+
+Each epoch's wall time, training loss, validation accuracy and test accuracy are
+recorded; the per-epoch test evaluation is timed apart and not counted as training.
+Training time includes data preparation (loading, splitting, pipelines, fitted layers).
+The record's top-level keys are the same for every benchmark of this project.
+"""
+
+import argparse
+import os
+import platform
+import resource
+import sys
+import time
+
+import keras
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from utils import data as cifar  # noqa: E402
+from utils.config import parse_override, resolve_args  # noqa: E402
+from utils.environment import prepare_session  # noqa: E402
+from utils.evaluation import evaluate, loss_and_accuracy, predict  # noqa: E402
+from utils.experiment import build_for_run, make_datasets, train_one  # noqa: E402
+from utils.runs import open_run, write_json  # noqa: E402
+
+THRESHOLDS = ("0.80", "0.90", "0.93", "0.94")
+
+
+class TestAccuracyPerEpoch(keras.callbacks.Callback):
+    """Measures test accuracy after every epoch, timing itself apart from training."""
+
+    def __init__(self, test_dataset):
+        super().__init__()
+        self.test_dataset = test_dataset
+        self.epochs = []
+        self.eval_seconds = 0.0
+
+    def on_epoch_end(self, epoch, logs=None):
+        start = time.perf_counter()
+        _, accuracy = loss_and_accuracy(*predict(self.model, self.test_dataset))
+        self.eval_seconds += time.perf_counter() - start
+        self.epochs.append(
+            {
+                "epoch": epoch,
+                "seconds": logs["epoch_seconds"],
+                "train_loss": logs["loss"],
+                "val_accuracy": logs.get("val_accuracy"),
+                "test_accuracy": accuracy,
+            }
+        )
+
+
+def time_to_accuracy(epochs, data_seconds):
+    """Training seconds (data preparation included) until test accuracy first reaches each threshold."""
+    reached, elapsed = dict.fromkeys(THRESHOLDS), data_seconds
+    for epoch in epochs:
+        elapsed += epoch["seconds"]
+        for threshold in THRESHOLDS:
+            if reached[threshold] is None and epoch["test_accuracy"] >= float(threshold):
+                reached[threshold] = round(elapsed, 1)
+    return reached
+
+
+def run_seed(args):
+    """Train and evaluate one seed; returns its per-run record."""
+    start = time.perf_counter()
+    policy = prepare_session(args)
+    data = cifar.prepare_data(args)
+    datasets = make_datasets(data, args)
+    model = build_for_run(args["models"][0], args)
+    data_seconds = time.perf_counter() - start
+    monitor = TestAccuracyPerEpoch(datasets.test)
+    run = open_run(args, args["output_dir"])
+    trained = train_one(model, datasets, args, run, [monitor])
+    row = evaluate(trained, datasets.test)
+    train_seconds = data_seconds + trained.train_seconds
+    return {
+        "seed": args["seed"],
+        "precision": policy,
+        "test_accuracy": row["test_accuracy"],
+        "test_accuracy_tta": row["test_accuracy_tta"],
+        "test_loss": row["test_loss"],
+        "train_seconds": round(train_seconds, 1),
+        "data_seconds": round(data_seconds, 1),
+        "eval_seconds": row["eval_seconds"],
+        "per_epoch_test_eval_seconds": round(monitor.eval_seconds, 1),
+        "train_images": len(data.train),
+        "images_per_second_train": round(len(data.train) * len(monitor.epochs) / trained.train_seconds, 1),
+        "images_per_second_inference": round(2 * len(data.test) / max(row["eval_seconds"], 1e-9), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "time_to_accuracy": time_to_accuracy(monitor.epochs, data_seconds),
+        "epochs": monitor.epochs,
+        "run_folder": run.path,
+    }
+
+
+def machine_description():
+    """Processor, core count and library versions, so records from different machines compare."""
+    import tensorflow as tf
+
+    cpu = platform.processor()
+    if os.path.isfile("/proc/cpuinfo"):
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "gpus": [gpu.name for gpu in tf.config.list_physical_devices("GPU")],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def mean_or_none(values):
+    """The mean, or None when any value is None (a threshold one seed never reached)."""
+    return None if any(v is None for v in values) else round(float(np.mean(values)), 4)
+
+
+def summarize(model, preset, runs, args):
+    """The record: comparable top-level keys, then every run in full."""
+    return {
+        "model": model,
+        "preset": preset,
+        "seeds": [run["seed"] for run in runs],
+        "test_accuracy": mean_or_none([run["test_accuracy"] for run in runs]),
+        "test_accuracy_tta": mean_or_none([run["test_accuracy_tta"] for run in runs]),
+        "train_seconds": mean_or_none([run["train_seconds"] for run in runs]),
+        "time_to_accuracy": {
+            t: mean_or_none([run["time_to_accuracy"][t] for run in runs]) for t in THRESHOLDS
+        },
+        "machine": machine_description(),
+        "args": args,
+        "runs": runs,
+    }
+
+
+def parse_command_line(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="CIFAR-10 archive or folder (default: CIFAR10_DATA or download)")
+    parser.add_argument("--model", required=True, help="registered model name")
+    parser.add_argument("--preset", help="args preset, e.g. fast or original")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--out", required=True, help="JSON record to write")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra args override")
+    parser.add_argument("--runs-dir", default=os.path.join("runs", "benchmarks"), help="run folders go here")
+    parser.add_argument("--tiny", action="store_true", help="small_run data and one epoch (for tests)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    options = parse_command_line(argv)
+    overrides = {
+        "preset": options.preset,
+        "data_path": options.data,
+        "models": [options.model],
+        "output_dir": options.runs_dir,
+        "backup_and_restore": False,
+        "verbose": 2,
+        "small_run": options.tiny,
+        **dict(parse_override(text) for text in options.set),
+    }
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    runs = []
+    for seed in options.seeds:
+        run_name = f"{options.model}-{options.preset or 'defaults'}-seed{seed}-{stamp}"
+        args = resolve_args({**overrides, "seed": seed, "run_name": run_name})
+        runs.append(run_seed(args))
+    record = summarize(options.model, options.preset, runs, {**args, "seed": options.seeds, "run_name": None})
+    write_json(options.out, record)
+    tta, accuracy = record["test_accuracy_tta"], record["test_accuracy"]
+    print(
+        f"{options.model} ({options.preset or 'defaults'}), seeds {options.seeds}: test accuracy "
+        f"{100 * accuracy:.2f}% ({100 * tta:.2f}% with flip TTA), {record['train_seconds']:.0f} s "
+        f"training, time to 80/90/93/94%: {list(record['time_to_accuracy'].values())}"
+    )
+    return record
+
+
+if __name__ == "__main__":
+    main()

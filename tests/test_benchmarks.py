@@ -1,0 +1,67 @@
+"""The benchmark scripts in their tiny mode, so they cannot rot."""
+
+import json
+
+import pytest
+
+from benchmarks import time_to_accuracy
+
+REQUIRED_KEYS = {
+    "model",
+    "preset",
+    "seeds",
+    "test_accuracy",
+    "test_accuracy_tta",
+    "train_seconds",
+    "time_to_accuracy",
+    "machine",
+}
+
+
+def test_tiny_time_to_accuracy_writes_a_complete_record(tiny_archive, tmp_path, capsys):
+    out = tmp_path / "record.json"
+    time_to_accuracy.main(
+        [
+            "--data",
+            tiny_archive,
+            "--model",
+            "fast_cnn",
+            "--preset",
+            "fast",
+            "--seeds",
+            "0",
+            "1",
+            "--out",
+            str(out),
+            "--tiny",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--set",
+            "precision=float32",
+            "--set",
+            "verbose=0",
+        ]
+    )
+    record = json.loads(out.read_text())
+    assert REQUIRED_KEYS <= set(record)
+    assert record["model"] == "fast_cnn" and record["preset"] == "fast" and record["seeds"] == [0, 1]
+    assert 0 <= record["test_accuracy"] <= 1 and 0 <= record["test_accuracy_tta"] <= 1
+    assert set(record["time_to_accuracy"]) == {"0.80", "0.90", "0.93", "0.94"}
+    assert record["machine"]["cores"] >= 1 and record["machine"]["keras"]
+    assert record["args"]["preset"] == "fast" and record["args"]["seed"] == [0, 1]
+    for run in record["runs"]:
+        assert len(run["epochs"]) == 1
+        epoch = run["epochs"][0]
+        assert {"seconds", "train_loss", "val_accuracy", "test_accuracy"} <= set(epoch)
+        assert run["train_seconds"] >= run["data_seconds"] > 0
+        assert run["images_per_second_train"] > 0 and run["peak_rss_mb"] > 0
+    mean = (record["runs"][0]["test_accuracy"] + record["runs"][1]["test_accuracy"]) / 2
+    assert record["test_accuracy"] == pytest.approx(mean, abs=1e-4)
+    assert "fast_cnn (fast), seeds [0, 1]" in capsys.readouterr().out
+
+
+def test_time_to_accuracy_counts_data_preparation_and_missing_thresholds():
+    epochs = [{"seconds": 10, "test_accuracy": 0.85}, {"seconds": 10, "test_accuracy": 0.935}]
+    reached = time_to_accuracy.time_to_accuracy(epochs, data_seconds=5)
+    assert reached == {"0.80": 15, "0.90": 25, "0.93": 25, "0.94": None}
+    assert time_to_accuracy.mean_or_none([1.0, None]) is None
