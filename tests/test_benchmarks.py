@@ -65,3 +65,36 @@ def test_time_to_accuracy_counts_data_preparation_and_missing_thresholds():
     reached = time_to_accuracy.time_to_accuracy(epochs, data_seconds=5)
     assert reached == {"0.80": 15, "0.90": 25, "0.93": 25, "0.94": None}
     assert time_to_accuracy.mean_or_none([1.0, None]) is None
+
+
+def test_tiny_throughput_writes_a_record(tiny_archive, tmp_path):
+    from benchmarks import throughput
+
+    out = tmp_path / "throughput.json"
+    throughput.main(
+        [
+            "--data",
+            tiny_archive,
+            "--model",
+            "lenet",
+            "--steps",
+            "2",
+            "--out",
+            str(out),
+            "--tiny",
+            "--no-xla",
+            "--set",
+            "batch_size=16",
+        ]
+    )
+    record = json.loads(out.read_text())
+    assert record["model"] == "lenet" and record["batch_size"] == 16
+    assert {row["precision"] for row in record["results"]} >= {"float32"}
+    for row in record["results"]:
+        assert row["train_images_per_second_compute_only"] > 0 and row["inference_images_per_second"] > 0
+        assert row["pipeline_overhead"] == pytest.approx(
+            1 - row["train_images_per_second_pipeline"] / row["train_images_per_second_compute_only"],
+            abs=1e-3,
+        )
+    assert record["fastest"]["precision"] in {row["precision"] for row in record["results"]}
+    assert record["peak_rss_mb"] > 0

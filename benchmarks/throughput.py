@@ -1,0 +1,130 @@
+"""Throughput benchmark: training and inference images/s by precision and XLA, and pipeline overhead.
+
+    python benchmarks/throughput.py --model fast_cnn --preset fast --data PATH \\
+        --out benchmarks/results/throughput_fast_cnn.json
+
+For each precision (float32 and the automatic mixed policy) and XLA setting it measures
+a compute-only training loop on synthetic tensors, the full training pipeline (tf.data,
+augmentation, callbacks) on CIFAR-10, and inference; the pipeline overhead is the time
+the full pipeline adds to the compute-only loop.
+"""
+
+import argparse
+import os
+import resource
+import sys
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.time_to_accuracy import machine_description  # noqa: E402
+from models import adapt_to_images  # noqa: E402
+from utils import data as cifar  # noqa: E402
+from utils.config import parse_override, resolve_args  # noqa: E402
+from utils.environment import choose_precision, set_seed  # noqa: E402
+from utils.experiment import build_for_run, make_datasets  # noqa: E402
+from utils.runs import write_json  # noqa: E402
+from utils.training import compile_model, make_callbacks  # noqa: E402
+
+
+def images_per_second(fit, images):
+    """Run `fit()` once to warm up (tracing, XLA compilation), then time a second call."""
+    fit()
+    start = time.perf_counter()
+    fit()
+    return round(images / (time.perf_counter() - start), 1)
+
+
+def measure(args, datasets, steps):
+    """Compute-only, full-pipeline and inference images/s of one configuration."""
+    set_seed(args["seed"])
+    keras.mixed_precision.set_global_policy(args["precision"])
+    model = build_for_run(args["models"][0], args)
+    adapt_to_images(model, datasets.train_images)
+    compile_model(model, args, args["learning_rate"])
+    batch = args["batch_size"]
+    images, labels = next(iter(datasets.train))
+    synthetic = tf.data.Dataset.from_tensors((images, labels)).repeat()
+    compute = images_per_second(
+        lambda: model.fit(synthetic, steps_per_epoch=steps, epochs=1, verbose=0), steps * batch
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        callbacks = make_callbacks(args, folder, "loss", "benchmark", {})
+        pipeline = images_per_second(
+            lambda: model.fit(
+                datasets.train.repeat(), steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks
+            ),
+            steps * batch,
+        )
+    inference = images_per_second(lambda: model.predict(images, batch_size=batch, verbose=0), batch)
+    return {
+        "precision": args["precision"],
+        "jit_compile": args["jit_compile"],
+        "train_images_per_second_compute_only": compute,
+        "train_images_per_second_pipeline": pipeline,
+        "pipeline_overhead": round(1 - pipeline / compute, 4),
+        "inference_images_per_second": inference,
+    }
+
+
+def parse_command_line(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", help="CIFAR-10 archive or folder (default: CIFAR10_DATA or download)")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--preset")
+    parser.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--no-xla", action="store_true", help="skip the XLA (jit_compile) measurements")
+    parser.add_argument("--tiny", action="store_true", help="small_run data (for tests)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    options = parse_command_line(argv)
+    base = resolve_args(
+        {
+            "preset": options.preset,
+            "data_path": options.data,
+            "models": [options.model],
+            "small_run": options.tiny,
+            "backup_and_restore": False,
+            "checkpoint": False,
+            **dict(parse_override(text) for text in options.set),
+        }
+    )
+    datasets = make_datasets(cifar.prepare_data(base), base)
+    policies = sorted({"float32", choose_precision("auto")})
+    results = [
+        measure({**base, "precision": policy, "jit_compile": jit}, datasets, options.steps)
+        for policy in policies
+        for jit in ((False,) if options.no_xla else (False, True))
+    ]
+    fastest = max(results, key=lambda r: r["train_images_per_second_pipeline"])
+    record = {
+        "model": options.model,
+        "preset": options.preset,
+        "batch_size": base["batch_size"],
+        "steps": options.steps,
+        "results": results,
+        "fastest": {key: fastest[key] for key in ("precision", "jit_compile")},
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "machine": machine_description(),
+    }
+    write_json(options.out, record)
+    for row in results:
+        train, compute = row["train_images_per_second_pipeline"], row["train_images_per_second_compute_only"]
+        print(
+            f"{row['precision']:>15} xla={row['jit_compile']!s:5}: train {train:8.1f} img/s (compute only "
+            f"{compute:8.1f}, overhead {100 * row['pipeline_overhead']:5.1f}%), "
+            f"inference {row['inference_images_per_second']:8.1f} img/s"
+        )
+    return record
+
+
+if __name__ == "__main__":
+    main()
