@@ -53,7 +53,7 @@ def measure(args, datasets, steps):
         lambda: model.fit(synthetic, steps_per_epoch=steps, epochs=1, verbose=0), steps * batch
     )
     with tempfile.TemporaryDirectory() as folder:
-        callbacks = make_callbacks(args, folder, "loss", "benchmark", {})
+        callbacks = make_callbacks(args, folder, "loss", "benchmark", {}, 2 * steps)
         pipeline = images_per_second(
             lambda: model.fit(
                 datasets.train.repeat(), steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks

@@ -167,14 +167,33 @@ def test_warmup_linear_schedule_shape():
     assert type(schedule).from_config(config).get_config() == config
 
 
-def test_ema_pulls_weights_towards_their_average():
-    from utils.training import EMA_EVERY_STEPS, make_optimizer
+class Recorder(keras.callbacks.Callback):
+    """Records the single weight of the model after every step."""
 
-    optimizer = make_optimizer(
-        resolve_args({"ema_momentum": 0.5, "weight_decay": 0, "optimizer": "sgd", "momentum": 0}), 1.0
+    def __init__(self):
+        super().__init__()
+        self.values = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.values.append(float(self.model.weights[0].numpy().ravel()[0]))
+
+
+def test_lookahead_pulls_weights_back_more_strongly_as_training_ends():
+    from utils.training import Lookahead
+
+    model = keras.Sequential(
+        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
     )
-    weight = keras.Variable(0.0, name="kernel")
-    for _ in range(EMA_EVERY_STEPS):
-        optimizer.apply_gradients([(keras.ops.convert_to_tensor(-1.0), weight)])  # +1 per step
-    # Without averaging the weight would be 5; the average lags behind it.
-    assert 0 < float(weight.numpy()) < EMA_EVERY_STEPS
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")  # slow enough to climb steadily
+    x, y = np.ones((20, 1), "float32"), np.full((20, 1), 100.0, "float32")  # the weight climbs every step
+    plain = Recorder()
+    model.fit(x, y, batch_size=1, epochs=1, verbose=0, callbacks=[plain])
+    model.set_weights([np.zeros((1, 1))])
+    averaged = Recorder()
+    model.fit(x, y, batch_size=1, epochs=1, verbose=0, callbacks=[Lookahead(5, total_steps=20), averaged])
+    # Lookahead runs before the recorder, so values at steps 5, 10, 15, 20 are after each pull.
+    assert averaged.values[3] == plain.values[3]  # no pull before step 5
+    assert averaged.values[4] == pytest.approx(plain.values[4], rel=0.02)  # progress 0.25: alpha 0.01
+    assert averaged.values[-1] < 0.9 * plain.values[-1]  # progress 1: alpha 0.77
+    pulls = [averaged.values[i] for i in (4, 9, 14, 19)]
+    assert all(a < b for a, b in zip(pulls, pulls[1:]))

@@ -6,6 +6,7 @@ import os
 import time
 
 import keras
+import numpy as np
 
 from models import adapt_to_images
 from models.pretrained import get_backbone, is_pretrained
@@ -15,7 +16,6 @@ HISTORY_FILE = "history.csv"
 BEST_MODEL_FILE = "best.keras"
 FINAL_MODEL_FILE = "final.keras"
 STATE_FILE = "state.json"
-EMA_EVERY_STEPS = 5
 
 
 # --- optimizer and schedule ---------------------------------------------------------
@@ -62,15 +62,9 @@ def make_schedule(args, learning_rate, total_steps, warmup_steps):
 def make_optimizer(args, learning_rate):
     """The optimizer named by `args['optimizer']`, with decoupled weight decay.
 
-    BatchNorm parameters and biases are excluded from weight decay. With
-    `args['ema_momentum']`, an exponential moving average of the weights replaces them
-    every `EMA_EVERY_STEPS` steps (Lookahead-style averaging) and at the end of training.
+    BatchNorm parameters and biases are excluded from weight decay.
     """
     common = {"learning_rate": learning_rate, "weight_decay": float(args["weight_decay"])}
-    if args["ema_momentum"] is not None:
-        common.update(
-            use_ema=True, ema_momentum=args["ema_momentum"], ema_overwrite_frequency=EMA_EVERY_STEPS
-        )
     constructors = {
         "sgd": lambda: keras.optimizers.SGD(momentum=float(args["momentum"]), nesterov=True, **common),
         "adam": lambda: keras.optimizers.Adam(**common),
@@ -140,9 +134,46 @@ def best_so_far(history, monitor):
     return max(values) if "acc" in monitor else min(values)
 
 
-def make_callbacks(args, model_dir, monitor, phase, history):
+class Lookahead(keras.callbacks.Callback):
+    """Lookahead weight averaging with a growing pull, as in airbench (arXiv 2404.00498).
+
+    Every `every` steps the weights (BatchNorm statistics included) are pulled towards a
+    slow copy: slow = alpha * slow + (1 - alpha) * weights, then weights = slow. alpha
+    grows from 0 to `max_alpha` with the cube of training progress, so early training is
+    untouched and the end averages strongly; training ends on the slow weights.
+    """
+
+    def __init__(self, every, total_steps, max_alpha=0.95**5):
+        super().__init__()
+        self.every = every
+        self.total_steps = total_steps
+        self.max_alpha = max_alpha
+
+    def on_train_begin(self, logs=None):
+        self.first_step = int(self.model.optimizer.iterations.numpy())
+        self.slow = [np.array(weight.numpy()) for weight in self.model.weights]
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy()) - self.first_step
+        if step % self.every == 0:
+            progress = min(step / self.total_steps, 1.0)
+            self.pull(self.max_alpha * progress**3)
+
+    def on_train_end(self, logs=None):
+        self.pull(1.0)
+
+    def pull(self, alpha):
+        for slow, weight in zip(self.slow, self.model.weights):
+            slow *= alpha
+            slow += (1 - alpha) * weight.numpy()
+            weight.assign(slow)
+
+
+def make_callbacks(args, model_dir, monitor, phase, history, total_steps):
     """The callbacks `args` switch on, writing into `model_dir`."""
     callbacks = [EpochTimer()]
+    if args["lookahead_steps"]:
+        callbacks.append(Lookahead(args["lookahead_steps"], total_steps))
     if args["backup_and_restore"]:
         callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup", phase)))
     if args["terminate_on_nan"]:
@@ -214,16 +245,17 @@ def monitored_metric(has_validation):
 
 
 def _fit_phase(model, phase, first_epoch, datasets, args, model_dir, history, extra_callbacks):
-    steps = datasets.steps_per_epoch
-    warmup_steps = round(args["warmup_epochs"] * steps)
-    compile_model(model, args, make_schedule(args, phase.learning_rate, phase.epochs * steps, warmup_steps))
+    total_steps = phase.epochs * datasets.steps_per_epoch
+    warmup_steps = round(args["warmup_epochs"] * datasets.steps_per_epoch)
+    compile_model(model, args, make_schedule(args, phase.learning_rate, total_steps, warmup_steps))
     monitor = monitored_metric(datasets.validation is not None)
+    callbacks = make_callbacks(args, model_dir, monitor, phase.name, history, total_steps)
     model.fit(
         datasets.train,
         validation_data=datasets.validation,
         initial_epoch=first_epoch,
         epochs=first_epoch + phase.epochs,
-        callbacks=make_callbacks(args, model_dir, monitor, phase.name, history) + list(extra_callbacks),
+        callbacks=callbacks + list(extra_callbacks),
         verbose=args["verbose"],
     )
 
