@@ -15,7 +15,6 @@ def test_notebook_runs_top_to_bottom(tiny_archive, tmp_path):
         "data_path": tiny_archive,
         "small_run": True,
         "output_dir": str(output_dir),
-        "models": ["custom_cnn", "lenet", "vgg16"],
         "weights": None,
         "fine_tune_epochs": 1,
         "batch_size": 32,
@@ -33,7 +32,7 @@ def test_notebook_runs_top_to_bottom(tiny_archive, tmp_path):
     )
     (run_dir,) = output_dir.iterdir()
     metrics = read_json(str(run_dir / "metrics.json"))
-    assert list(metrics) == ["custom_cnn", "lenet", "vgg16"]
+    assert list(metrics) == ["custom_cnn", "lenet", "fast_cnn", "vgg16"]
     assert all(0 <= row["test_accuracy"] <= 1 for row in metrics.values())
     for name in metrics:
         assert (run_dir / name / "best.keras").is_file() and (run_dir / name / "curves.png").is_file()
