@@ -41,7 +41,7 @@ def make_datasets(data, args):
     batch = args["batch_size"]
     return Datasets(
         train=make_dataset(data.train, batch, training=True, augmenter=augmenter, seed=args["seed"]),
-        validation=data.validation and make_dataset(data.validation, batch, training=False),
+        validation=None if data.validation is None else make_dataset(data.validation, batch, training=False),
         test=make_dataset(data.test, batch, training=False),
         steps_per_epoch=steps_per_epoch(len(data.train), batch),
         augmenter=augmenter,
