@@ -62,6 +62,16 @@ def write_archive(path, files):
     return path
 
 
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """Each test starts in float32: pipeline runs set Keras's global precision policy."""
+    import keras
+
+    keras.mixed_precision.set_global_policy("float32")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
 @pytest.fixture(scope="session")
 def tiny_archive(tmp_path_factory):
     """Path of a tiny cifar-10-python.tar.gz (150 train, 40 test images)."""
