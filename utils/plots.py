@@ -6,8 +6,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
-def image_grid(images, titles, columns=8, title_colors=None):
-    """A grid of uint8-range images with a title under each."""
+def image_grid(images, titles, columns=8, title_colors=None, suptitle=None):
+    """A grid of uint8-range images with a title over each, and an optional figure title."""
     rows = math.ceil(len(images) / columns)
     figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
     for index, axis in enumerate(axes.flat):
@@ -16,6 +16,8 @@ def image_grid(images, titles, columns=8, title_colors=None):
             axis.imshow(np.clip(np.asarray(images[index]), 0, 255).astype(np.uint8))
             color = title_colors[index] if title_colors else "black"
             axis.set_title(titles[index], fontsize=8, color=color)
+    if suptitle:
+        figure.suptitle(suptitle)
     figure.tight_layout()
     return figure
 
@@ -42,11 +44,11 @@ def augmentation_figure(images, augmenter, copies=7):
     return image_grid(shown, titles, columns=copies + 1)
 
 
-def predictions_figure(images, labels, predicted, class_names):
-    """Test images titled 'true / predicted', green where right and red where wrong."""
+def predictions_figure(images, labels, predicted, class_names, model_name):
+    """Test images titled with the true class over the predicted one, green where right, red where wrong."""
     titles = [f"{class_names[t]}\n{class_names[p]}" for t, p in zip(labels, predicted)]
     colors = ["green" if t == p else "red" for t, p in zip(labels, predicted)]
-    return image_grid(images, titles, title_colors=colors)
+    return image_grid(images, titles, title_colors=colors, suptitle=f"{model_name}: true / predicted class")
 
 
 def _plot_metric(axis, trained, metric, label_prefix=""):
