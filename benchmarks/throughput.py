@@ -44,7 +44,7 @@ def measure(args, datasets, steps):
     set_seed(args["seed"])
     keras.mixed_precision.set_global_policy(args["precision"])
     model = build_for_run(args["models"][0], args)
-    adapt_to_images(model, datasets.train_images)
+    adapt_to_images(model, datasets.data.train.images)
     compile_model(model, args, args["learning_rate"])
     batch = args["batch_size"]
     images, labels = next(iter(datasets.train))

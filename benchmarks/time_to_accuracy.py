@@ -32,17 +32,21 @@ THRESHOLDS = ("0.80", "0.90", "0.93", "0.94")
 
 
 class TestAccuracyPerEpoch(keras.callbacks.Callback):
-    """Measures test accuracy after every epoch, timing itself apart from training."""
+    """Measures the test accuracy of `model` after every epoch, timing itself apart from training.
 
-    def __init__(self, test_dataset):
+    `model` is the whole network even while a phase fits only its head on cached features.
+    """
+
+    def __init__(self, model, test_dataset):
         super().__init__()
+        self.full_model = model
         self.test_dataset = test_dataset
         self.epochs = []
         self.eval_seconds = 0.0
 
     def on_epoch_end(self, epoch, logs=None):
         start = time.perf_counter()
-        _, accuracy = loss_and_accuracy(*predict(self.model, self.test_dataset))
+        _, accuracy = loss_and_accuracy(*predict(self.full_model, self.test_dataset))
         self.eval_seconds += time.perf_counter() - start
         self.epochs.append(
             {
@@ -74,7 +78,7 @@ def run_seed(args):
     datasets = make_datasets(data, args)
     model = build_for_run(args["models"][0], args)
     data_seconds = time.perf_counter() - start
-    monitor = TestAccuracyPerEpoch(datasets.test)
+    monitor = TestAccuracyPerEpoch(model, datasets.test)
     run = open_run(args, args["output_dir"])
     trained = train_one(model, datasets, args, run, [monitor])
     row = evaluate(trained, datasets.test)

@@ -266,6 +266,13 @@ SETTINGS = {
     ),
     "mount_drive": Setting(False, (bool,), "Colab only: mount Google Drive and write output_dir there."),
     "seed": Setting(42, (int,), "Seed of every random generator (data split, init, augmentation)."),
+    "feature_cache": Setting(
+        True,
+        (bool,),
+        "Pretrained models with every augmentation off: train the head on backbone features "
+        "computed once and cached (seconds per epoch); with augmentation the backbone runs every step.",
+    ),
+    "feature_cache_dir": Setting("cache/features", (str,), "Folder of the cached backbone features."),
     "lookahead_steps": Setting(
         None,
         (int, NoneType),

@@ -4,12 +4,11 @@ import dataclasses
 import os
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from models import build_model
 from models.pretrained import BACKBONES
-from utils.data import IMAGE_SHAPE, NUM_CLASSES
+from utils.data import IMAGE_SHAPE, NUM_CLASSES, Cifar10
 from utils.errors import RunFolderError
 from utils.pipeline import make_augmenter, make_dataset
 from utils.plots import history_figure, save_figure
@@ -32,7 +31,7 @@ class Datasets:
     test: tf.data.Dataset
     steps_per_epoch: int
     augmenter: keras.Layer | None
-    train_images: np.ndarray  # raw training images, for layers fitted on data
+    data: Cifar10  # the arrays behind the pipelines (for fitted layers and cached features)
 
 
 def make_datasets(data, args):
@@ -45,7 +44,7 @@ def make_datasets(data, args):
         test=make_dataset(data.test, batch, training=False),
         steps_per_epoch=steps_per_epoch(len(data.train), batch),
         augmenter=augmenter,
-        train_images=data.train.images,
+        data=data,
     )
 
 

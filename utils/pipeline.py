@@ -28,10 +28,10 @@ def make_augmenter(args, seed):
 
 
 def make_dataset(split, batch_size, *, training, augmenter=None, seed=0):
-    """A batched, prefetched `tf.data.Dataset` of (float32 0-255 images, one-hot labels).
+    """A batched, prefetched `tf.data.Dataset` of (float32 inputs, one-hot labels).
 
     Args:
-        split: a `utils.data.Split`.
+        split: a `utils.data.Split` of images (0-255), or of cached backbone features.
         training: shuffle every epoch and apply `augmenter`; otherwise keep order.
         augmenter: layer from `make_augmenter`, or None.
     """

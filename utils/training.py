@@ -10,6 +10,9 @@ import numpy as np
 
 from models import adapt_to_images
 from models.pretrained import get_backbone, is_pretrained
+from utils.data import Split
+from utils.features import cached_features, head_model
+from utils.pipeline import make_dataset
 from utils.runs import read_history, read_json, write_json
 
 HISTORY_FILE = "history.csv"
@@ -244,26 +247,75 @@ def monitored_metric(has_validation):
     return "val_loss" if has_validation else "loss"
 
 
-def _fit_phase(model, phase, first_epoch, datasets, args, model_dir, history, extra_callbacks):
-    total_steps = phase.epochs * datasets.steps_per_epoch
-    warmup_steps = round(args["warmup_epochs"] * datasets.steps_per_epoch)
-    compile_model(model, args, make_schedule(args, phase.learning_rate, total_steps, warmup_steps))
-    monitor = monitored_metric(datasets.validation is not None)
-    callbacks = make_callbacks(args, model_dir, monitor, phase.name, history, total_steps)
-    model.fit(
-        datasets.train,
-        validation_data=datasets.validation,
-        initial_epoch=first_epoch,
-        epochs=first_epoch + phase.epochs,
-        callbacks=callbacks + list(extra_callbacks),
-        verbose=args["verbose"],
+@dataclasses.dataclass
+class _PhaseRun:
+    """What one phase's fit needs besides the model, data and args."""
+
+    phase: Phase
+    first_epoch: int
+    model_dir: str
+    history: dict
+    extra_callbacks: tuple
+
+    def fit(self, model, args, train, validation, steps_per_epoch, callback_args=None):
+        """Compile `model` with the phase's schedule and fit it with the args' callbacks."""
+        total_steps = self.phase.epochs * steps_per_epoch
+        warmup_steps = round(args["warmup_epochs"] * steps_per_epoch)
+        compile_model(model, args, make_schedule(args, self.phase.learning_rate, total_steps, warmup_steps))
+        monitor = monitored_metric(validation is not None)
+        callbacks = make_callbacks(
+            callback_args or args, self.model_dir, monitor, self.phase.name, self.history, total_steps
+        )
+        model.fit(
+            train,
+            validation_data=validation,
+            initial_epoch=self.first_epoch,
+            epochs=self.first_epoch + self.phase.epochs,
+            callbacks=callbacks + list(self.extra_callbacks),
+            verbose=args["verbose"],
+        )
+
+
+def uses_feature_cache(model, phase, datasets, args):
+    """Whether this phase can train the head on cached features: a frozen backbone, no augmentation."""
+    return (
+        args["feature_cache"]
+        and phase.name == "train"
+        and is_pretrained(model)
+        and datasets.augmenter is None
     )
+
+
+def _fit_head_on_features(model, run, datasets, args, record):
+    """Train the head on cached backbone features; the head shares its weights with `model`.
+
+    Its BackupAndRestore and checkpoint are off (the phase takes seconds); the full model
+    is saved as best.keras afterwards, EarlyStopping having restored the best head.
+    """
+    start = time.perf_counter()
+    data, cache_dir, batch = datasets.data, args["feature_cache_dir"], args["batch_size"]
+
+    def feature_split(split):
+        return Split(cached_features(model, split.images, cache_dir, batch)[0], split.labels)
+
+    train = make_dataset(feature_split(data.train), batch, training=True, seed=args["seed"])
+    validation = (
+        None
+        if data.validation is None
+        else make_dataset(feature_split(data.validation), batch, training=False)
+    )
+    record["feature_seconds"] = time.perf_counter() - start
+    no_files = {**args, "checkpoint": False, "backup_and_restore": False}
+    run.fit(head_model(model), args, train, validation, steps_per_epoch(len(data.train), batch), no_files)
+    if args["checkpoint"]:
+        model.save(os.path.join(run.model_dir, BEST_MODEL_FILE))
 
 
 def train_model(name, model, datasets, args, model_dir, extra_callbacks=()):
     """Train `model` phase by phase, resuming whatever an interrupted run left behind.
 
     Data-dependent layers (patch whitening) are fitted on the training images first. A
+    frozen-backbone phase without augmentation trains the head on cached features. A
     finished phase is recorded in `state.json` with its weights, so rerunning the same
     command skips it; an unfinished one resumes from its BackupAndRestore checkpoint.
     The best weights (by the monitored metric) are restored at the end.
@@ -271,7 +323,7 @@ def train_model(name, model, datasets, args, model_dir, extra_callbacks=()):
     Args:
         extra_callbacks: callbacks added after the ones `args` choose (benchmarks, tests).
     """
-    adapt_to_images(model, datasets.train_images)
+    adapt_to_images(model, datasets.data.train.images)
     os.makedirs(model_dir, exist_ok=True)
     state_path = os.path.join(model_dir, STATE_FILE)
     state = read_json(state_path, default={"phases": {}})
@@ -288,8 +340,13 @@ def train_model(name, model, datasets, args, model_dir, extra_callbacks=()):
         if record["done"]:
             model.load_weights(weights_path)
             continue
-        history = read_history(history_path)
-        _fit_phase(model, phase, record["first_epoch"], datasets, args, model_dir, history, extra_callbacks)
+        run = _PhaseRun(
+            phase, record["first_epoch"], model_dir, read_history(history_path), tuple(extra_callbacks)
+        )
+        if uses_feature_cache(model, phase, datasets, args):
+            _fit_head_on_features(model, run, datasets, args, record)
+        else:
+            run.fit(model, args, datasets.train, datasets.validation, datasets.steps_per_epoch)
         model.save_weights(weights_path)
         record["done"] = True
         write_json(state_path, state)
@@ -298,11 +355,15 @@ def train_model(name, model, datasets, args, model_dir, extra_callbacks=()):
 
 
 def trained_from_folder(name, model, model_dir):
-    """A `TrainedModel` for `model` with the history and timing recorded in `model_dir`."""
+    """A `TrainedModel` for `model` with the history and timing recorded in `model_dir`.
+
+    Training time is the sum of epoch times plus any feature extraction for cached features.
+    """
     history = read_history(os.path.join(model_dir, HISTORY_FILE))
     state = read_json(os.path.join(model_dir, STATE_FILE), default={"phases": {}})
     fine_tune = state["phases"].get("fine_tune")
-    seconds = float(sum(history.get("epoch_seconds", [])))
+    feature_seconds = sum(phase.get("feature_seconds", 0.0) for phase in state["phases"].values())
+    seconds = float(sum(history.get("epoch_seconds", [])) + feature_seconds)
     return TrainedModel(name, model, history, seconds, fine_tune and fine_tune["first_epoch"])
 
 

@@ -1,0 +1,63 @@
+"""Frozen-backbone features, computed once per dataset and cached on disk.
+
+While a pretrained backbone is frozen (and no augmentation alters the images) its output
+for an image never changes, so the head can be trained on stored features in seconds
+instead of running the backbone every epoch. A cache file is keyed by a hash of the
+backbone's weights, its input size and the images themselves: any change of backbone,
+weights file, image size or data gives a new key, so a stale file is never read.
+"""
+
+import hashlib
+import os
+
+import keras
+import numpy as np
+
+from models.pretrained import get_backbone
+
+POOL_LAYER = "pool"
+
+
+def feature_model(model):
+    """The part of a pretrained model up to its pooled backbone features."""
+    return keras.Model(model.inputs, model.get_layer(POOL_LAYER).output, name=f"{model.name}_features")
+
+
+def head_model(model):
+    """The layers after the pooled features, sharing their weights with `model`."""
+    features = keras.Input(shape=model.get_layer(POOL_LAYER).output.shape[1:], name="features")
+    x = model.get_layer("dropout")(features)
+    return keras.Model(features, model.get_layer("predictions")(x), name=f"{model.name}_head")
+
+
+def cache_key(model, images):
+    """A hex digest of everything the features depend on: weights, input size, precision, images."""
+    digest = hashlib.sha256()
+    extractor = feature_model(model)
+    backbone_input = get_backbone(model).input_shape  # the image size after resizing
+    digest.update(f"{model.name} {backbone_input} {extractor.dtype_policy.name}".encode())
+    for weight in extractor.weights:
+        digest.update(weight.path.encode())
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    return digest.hexdigest()
+
+
+def cached_features(model, images, cache_dir, batch_size):
+    """Pooled backbone features of `images`, read from `cache_dir` or computed and stored.
+
+    Returns:
+        (features array, whether it came from the cache).
+    """
+    path = os.path.join(cache_dir, f"{model.name}-{cache_key(model, images)[:24]}.npy")
+    if os.path.isfile(path):
+        return np.load(path), True
+    extractor = feature_model(model)
+    features = extractor.predict(images.astype(np.float32), batch_size=batch_size, verbose=0).astype(
+        np.float32
+    )
+    os.makedirs(cache_dir, exist_ok=True)
+    temporary = f"{path}.tmp.npy"
+    np.save(temporary, features)
+    os.replace(temporary, path)
+    return features, False
