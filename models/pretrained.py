@@ -28,8 +28,8 @@ class KerasApplication:
     def preprocess(self, images):
         return getattr(keras.applications, self.module).preprocess_input(images)
 
-    def build(self, input_shape, weights):
-        """Weights "imagenet" are downloaded by Keras; None gives random initialisation."""
+    def build(self, input_shape, weights=None):
+        """Randomly initialised, or with weights "imagenet" downloaded by Keras."""
         constructor = getattr(keras.applications, self.constructor)
         return constructor(include_top=False, weights=weights, input_shape=input_shape, name=BACKBONE_LAYER)
 
@@ -54,11 +54,12 @@ class EfficientNetLite0:
     def preprocess(self, images):
         return (images - 127.0) / 128.0  # the normalisation Lite models were trained with
 
-    def build(self, input_shape, weights):
+    def build(self, input_shape):
+        """Randomly initialised."""
         return efficientnet_lite.build_efficientnet_lite0(input_shape, name=BACKBONE_LAYER)
 
     def imagenet(self, input_shape, name):
-        model = self.build(input_shape, None)
+        model = self.build(input_shape)
         efficientnet_lite.load_torch_weights(model, efficientnet_lite.package_weights_path())
         return model
 
@@ -106,7 +107,7 @@ def load_backbone(name, input_shape, weights):
     """
     backbone = BACKBONES[name]
     if weights is None:
-        return backbone.build(input_shape, None)
+        return backbone.build(input_shape)
     if weights == "imagenet":
         return backbone.imagenet(input_shape, name)
     if not os.path.isfile(weights):
@@ -114,7 +115,7 @@ def load_backbone(name, input_shape, weights):
             f"Weights file {weights!r} does not exist. args['weights'] accepts 'imagenet', "
             "a path to a no-top weights file (.h5 / .weights.h5) or None."
         )
-    model = backbone.build(input_shape, None)
+    model = backbone.build(input_shape)
     backbone.load_file(model, weights, name)
     return model
 
