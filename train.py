@@ -54,9 +54,10 @@ def run_pipeline(args):
     data = cifar.prepare_data(args)
     print(json.dumps(cifar.describe(data), indent=1))
     datasets = make_datasets(data, args)
+    built = [build_for_run(name, args) for name in args["models"]]  # missing weights fail before training
     trained_models = []
-    for name in args["models"]:
-        trained_models.append(train_one(build_for_run(name, args), datasets, args, run))
+    for model in built:
+        trained_models.append(train_one(model, datasets, args, run))
         plt.close(save_curves(trained_models[-1], run))
     report(trained_models, datasets.test, run)
     flush_drive(args)

@@ -76,3 +76,21 @@ def test_evaluate_reloads_an_earlier_run(tiny_archive, tmp_path):
 def test_evaluate_refuses_a_folder_without_run(tmp_path):
     result = run_train("--evaluate", str(tmp_path), cwd=tmp_path)
     assert result.returncode == 2 and "is not a run folder" in result.stderr
+
+
+def test_missing_weights_stop_before_any_training(tiny_archive, tmp_path):
+    result = run_train(
+        "--set",
+        f"data_path={tiny_archive}",
+        "--set",
+        "small_run=true",
+        "--set",
+        "models=lenet,vgg16",
+        "--set",
+        "weights=/nowhere/vgg16.h5",
+        "--set",
+        "run_name=early",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2 and "'/nowhere/vgg16.h5' does not exist" in result.stderr
+    assert not (tmp_path / "runs" / "early" / "lenet").exists()
