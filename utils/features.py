@@ -33,10 +33,9 @@ def head_model(model):
 def cache_key(model, images):
     """A hex digest of everything the features depend on: weights, input size, precision, images."""
     digest = hashlib.sha256()
-    extractor = feature_model(model)
-    backbone_input = get_backbone(model).input_shape  # the image size after resizing
-    digest.update(f"{model.name} {backbone_input} {extractor.dtype_policy.name}".encode())
-    for weight in extractor.weights:
+    backbone = get_backbone(model)  # the only weights before the pooled features
+    digest.update(f"{model.name} {backbone.input_shape} {model.dtype_policy.name}".encode())
+    for weight in backbone.weights:
         digest.update(weight.path.encode())
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     digest.update(np.ascontiguousarray(images).tobytes())
@@ -52,10 +51,8 @@ def cached_features(model, images, cache_dir, batch_size):
     path = os.path.join(cache_dir, f"{model.name}-{cache_key(model, images)[:24]}.npy")
     if os.path.isfile(path):
         return np.load(path), True
-    extractor = feature_model(model)
-    features = extractor.predict(images.astype(np.float32), batch_size=batch_size, verbose=0).astype(
-        np.float32
-    )
+    features = feature_model(model).predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+    features = features.astype(np.float32)
     os.makedirs(cache_dir, exist_ok=True)
     temporary = f"{path}.tmp.npy"
     np.save(temporary, features)
