@@ -25,15 +25,19 @@ def predict(model, dataset, flip_tta=False):
     With `flip_tta`, each probability is the mean over the image and its mirror image
     (horizontal-flip test-time augmentation).
     """
-    probabilities, labels = [], []
+    plain, mirrored, labels = _forward(model, dataset, mirror=flip_tta)
+    return ((plain + mirrored) / 2 if flip_tta else plain), labels
+
+
+def _forward(model, dataset, mirror):
+    """(probabilities, probabilities of the mirror images or None, labels), one pass each."""
+    plain, mirrored, labels = [], [], []
     for images, one_hot in dataset:
-        batch = np.asarray(model(images, training=False), dtype=np.float64)
-        if flip_tta:
-            mirrored = np.asarray(model(images[:, :, ::-1, :], training=False), dtype=np.float64)
-            batch = (batch + mirrored) / 2
-        probabilities.append(batch)
+        plain.append(np.asarray(model(images, training=False), dtype=np.float64))
+        if mirror:
+            mirrored.append(np.asarray(model(images[:, :, ::-1, :], training=False), dtype=np.float64))
         labels.append(np.argmax(one_hot, axis=-1))
-    return np.concatenate(probabilities), np.concatenate(labels)
+    return np.concatenate(plain), (np.concatenate(mirrored) if mirror else None), np.concatenate(labels)
 
 
 def loss_and_accuracy(probabilities, labels):
@@ -47,9 +51,9 @@ def loss_and_accuracy(probabilities, labels):
 def evaluate(trained, test_dataset):
     """One comparison row for a `TrainedModel`, evaluated on the test set (plain and with flip TTA)."""
     start = time.perf_counter()
-    probabilities, labels = predict(trained.model, test_dataset)
-    loss, accuracy = loss_and_accuracy(probabilities, labels)
-    _, accuracy_tta = loss_and_accuracy(*predict(trained.model, test_dataset, flip_tta=True))
+    plain, mirrored, labels = _forward(trained.model, test_dataset, mirror=True)
+    loss, accuracy = loss_and_accuracy(plain, labels)
+    _, accuracy_tta = loss_and_accuracy((plain + mirrored) / 2, labels)
     return {
         "model": trained.name,
         "test_loss": loss,
