@@ -29,6 +29,7 @@ from utils.experiment import build_for_run, make_datasets, train_one  # noqa: E4
 from utils.runs import open_run, write_json  # noqa: E402
 
 THRESHOLDS = ("0.80", "0.90", "0.93", "0.94")
+BUDGETS = ("300", "600", "1800")  # seconds of training, for equal-budget comparisons
 
 
 class TestAccuracyPerEpoch(keras.callbacks.Callback):
@@ -59,6 +60,31 @@ class TestAccuracyPerEpoch(keras.callbacks.Callback):
         )
 
 
+class StopAfterSeconds(keras.callbacks.Callback):
+    """Ends training after the first epoch that finishes past `limit` seconds (counting `already`)."""
+
+    def __init__(self, limit, already):
+        super().__init__()
+        self.limit = limit
+        self.elapsed = already
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.elapsed += logs["epoch_seconds"]
+        if self.elapsed >= self.limit:
+            self.model.stop_training = True
+
+
+def accuracy_within(epochs, data_seconds):
+    """Test accuracy of the last epoch finished within each budget of training seconds (None: none was)."""
+    reached, elapsed = dict.fromkeys(BUDGETS), data_seconds
+    for epoch in epochs:
+        elapsed += epoch["seconds"]
+        for budget in BUDGETS:
+            if elapsed <= float(budget):
+                reached[budget] = epoch["test_accuracy"]
+    return reached
+
+
 def time_to_accuracy(epochs, data_seconds):
     """Training seconds (data preparation included) until test accuracy first reaches each threshold."""
     reached, elapsed = dict.fromkeys(THRESHOLDS), data_seconds
@@ -70,8 +96,8 @@ def time_to_accuracy(epochs, data_seconds):
     return reached
 
 
-def run_seed(args):
-    """Train and evaluate one seed; returns its per-run record."""
+def run_seed(args, time_limit=None):
+    """Train and evaluate one seed (stopping after `time_limit` seconds if given); returns its record."""
     start = time.perf_counter()
     policy = prepare_session(args)
     data = cifar.prepare_data(args)
@@ -80,7 +106,8 @@ def run_seed(args):
     data_seconds = time.perf_counter() - start
     monitor = TestAccuracyPerEpoch(model, datasets.test)
     run = open_run(args, args["output_dir"])
-    trained = train_one(model, datasets, args, run, [monitor])
+    stop = [StopAfterSeconds(time_limit, data_seconds)] if time_limit else []
+    trained = train_one(model, datasets, args, run, [monitor, *stop])
     row = evaluate(trained, datasets.test)
     train_seconds = data_seconds + trained.train_seconds
     return {
@@ -98,6 +125,7 @@ def run_seed(args):
         "images_per_second_inference": round(2 * len(data.test) / max(row["eval_seconds"], 1e-9), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "time_to_accuracy": time_to_accuracy(monitor.epochs, data_seconds),
+        "accuracy_within_seconds": accuracy_within(monitor.epochs, data_seconds),
         "epochs": monitor.epochs,
         "run_folder": run.path,
     }
@@ -140,6 +168,9 @@ def summarize(model, preset, runs, args):
         "time_to_accuracy": {
             t: mean_or_none([run["time_to_accuracy"][t] for run in runs]) for t in THRESHOLDS
         },
+        "accuracy_within_seconds": {
+            b: mean_or_none([run["accuracy_within_seconds"][b] for run in runs]) for b in BUDGETS
+        },
         "machine": machine_description(),
         "args": args,
         "runs": runs,
@@ -155,6 +186,7 @@ def parse_command_line(argv):
     parser.add_argument("--out", required=True, help="JSON record to write")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra args override")
     parser.add_argument("--runs-dir", default=os.path.join("runs", "benchmarks"), help="run folders go here")
+    parser.add_argument("--time-limit", type=float, help="stop each run after the epoch that passes it (s)")
     parser.add_argument("--tiny", action="store_true", help="small_run data and one epoch (for tests)")
     return parser.parse_args(argv)
 
@@ -176,7 +208,7 @@ def main(argv=None):
     for seed in options.seeds:
         run_name = f"{options.model}-{options.preset or 'defaults'}-seed{seed}-{stamp}"
         args = resolve_args({**overrides, "seed": seed, "run_name": run_name})
-        runs.append(run_seed(args))
+        runs.append(run_seed(args, options.time_limit))
     record = summarize(options.model, options.preset, runs, {**args, "seed": options.seeds, "run_name": None})
     write_json(options.out, record)
     tta, accuracy = record["test_accuracy_tta"], record["test_accuracy"]

@@ -67,6 +67,43 @@ def test_time_to_accuracy_counts_data_preparation_and_missing_thresholds():
     assert time_to_accuracy.mean_or_none([1.0, None]) is None
 
 
+def test_accuracy_within_budget_takes_the_last_epoch_finished_in_time():
+    epochs = [{"seconds": 200, "test_accuracy": 0.5}, {"seconds": 200, "test_accuracy": 0.7}]
+    within = time_to_accuracy.accuracy_within(epochs, data_seconds=50)
+    assert within == {"300": 0.5, "600": 0.7, "1800": 0.7}
+    assert time_to_accuracy.accuracy_within(epochs, data_seconds=400)["300"] is None
+
+
+def test_time_limit_stops_after_the_epoch_that_passes_it(tiny_archive, tmp_path):
+    out = tmp_path / "record.json"
+    common = ["--data", tiny_archive, "--model", "lenet", "--out", str(out), "--tiny"]
+    settings = ["--set", "small_run=false", "--set", "epochs=3", "--set", "verbose=0"]
+    time_to_accuracy.main([*common, "--runs-dir", str(tmp_path / "runs"), "--time-limit", "0.001", *settings])
+    record = json.loads(out.read_text())
+    assert len(record["runs"][0]["epochs"]) == 1
+    assert set(record["accuracy_within_seconds"]) == {"300", "600", "1800"}
+
+
+def test_compare_gives_speedups_and_lower_bounds():
+    from benchmarks import compare
+
+    def record(model, seconds_to_80, seconds_to_90, train_seconds):
+        return {
+            "model": model,
+            "preset": None,
+            "time_to_accuracy": {"0.80": seconds_to_80, "0.90": seconds_to_90, "0.94": None},
+            "accuracy_within_seconds": {"300": 0.9, "600": 0.95},
+            "test_accuracy": 0.95,
+            "train_seconds": train_seconds,
+        }
+
+    result = compare.compare(record("fast", 100, 200, 600), record("slow", 1000, None, 3000))
+    assert result["speedup_to_accuracy"]["0.80"] == {"ratio": 10.0, "lower_bound": False}
+    assert result["speedup_to_accuracy"]["0.90"] == {"ratio": 15.0, "lower_bound": True}
+    assert result["speedup_to_accuracy"]["0.94"] is None
+    assert result["accuracy_within_seconds"]["300"] == {"ours": 0.9, "baseline": 0.9}
+
+
 def test_tiny_throughput_writes_a_record(tiny_archive, tmp_path):
     from benchmarks import throughput
 

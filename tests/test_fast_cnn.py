@@ -1,9 +1,10 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 import models
-from models.fast_cnn import PatchWhitening, extract_patches, whitening_filters
+from models.fast_cnn import PatchWhitening, ScaledShift, extract_patches, whitening_filters
 
 
 def correlated_images(count=200, seed=0):
@@ -76,3 +77,25 @@ def test_whitening_filters_are_eigen_directions(epsilon):
     filters, bias = whitening_filters(patches, epsilon)
     assert filters.shape == (12, 24) and bias.shape == (24,)
     np.testing.assert_allclose(patches.mean(axis=0) @ filters + bias, 0, atol=1e-6)
+
+
+def test_block_convolutions_start_as_identity():
+    model = models.build_model("fast_cnn", widths=(16, 32, 32))
+    square = model.get_layer("block1_conv2")  # 16 -> 16 channels: a full identity
+    inputs = np.random.default_rng(0).normal(size=(2, 8, 8, 16)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(square(inputs)), inputs, atol=1e-6)
+    widening = model.get_layer("block2_conv1")  # 16 -> 32: first 16 pass through, the rest random
+    outputs = np.asarray(widening(inputs))
+    np.testing.assert_allclose(outputs[..., :16], inputs, atol=1e-6)
+    assert np.abs(outputs[..., 16:]).mean() > 0.1
+
+
+def test_scaled_shift_learns_multiplier_squared_faster():
+    layer = ScaledShift(multiplier=8.0)
+    layer.build((None, 3))
+    optimizer = keras.optimizers.SGD(learning_rate=0.01)
+    inputs = np.zeros((4, 3), dtype=np.float32)
+    with tf.GradientTape() as tape:
+        loss = keras.ops.sum(layer(inputs))  # d loss / d shift = 4 per channel
+    optimizer.apply_gradients(zip(tape.gradient(loss, layer.trainable_weights), layer.trainable_weights))
+    np.testing.assert_allclose(np.asarray(layer(inputs))[0], -64 * 0.01 * 4, rtol=1e-5)

@@ -32,9 +32,9 @@ def test_eval_pipeline_keeps_images_order_and_one_hot_labels():
 def test_training_pipeline_augments_and_changes_every_epoch():
     data = split()
     dataset = make_dataset(data, 8, training=True, augmenter=make_augmenter(resolve_args(ALL_ON), 0), seed=0)
-    first, _ = collect(dataset)
-    second, _ = collect(dataset)
-    assert first.shape == (16, 32, 32, 3)
+    two_epochs, _ = collect(dataset.take(4))
+    first, second = two_epochs[:16], two_epochs[16:]
+    assert first.shape == second.shape == (16, 32, 32, 3)
     assert not np.allclose(first, second)
     originals = {image.tobytes() for image in data.images.astype(np.float32)}
     assert sum(image.tobytes() in originals for image in first) < len(first)
@@ -46,7 +46,7 @@ def test_training_pipeline_is_repeatable_for_a_seed():
     def first_epoch():
         keras.utils.set_random_seed(1)
         augmenter = make_augmenter(resolve_args(ALL_ON), 1)
-        return collect(make_dataset(split(), 8, training=True, augmenter=augmenter, seed=1))[0]
+        return collect(make_dataset(split(), 8, training=True, augmenter=augmenter, seed=1).take(2))[0]
 
     np.testing.assert_array_equal(first_epoch(), first_epoch())
 
@@ -70,3 +70,40 @@ def test_flip_only_mirrors():
 def test_no_augmentation_switched_on_gives_none():
     off = {"augment_flip": False, "augment_translate": 0}
     assert make_augmenter(resolve_args(off), 0) is None
+
+
+def test_translation_moves_by_whole_pixels_without_blurring():
+    augmenter = make_augmenter(resolve_args({"augment_flip": False, "augment_translate": 0.0625}), 0)
+    images = split(32).images.astype(np.float32)
+    out = np.asarray(augmenter(images, training=True))
+    for original, moved in zip(images, out):
+        assert set(np.unique(moved)) <= set(np.unique(original))  # only existing pixel values
+    assert not np.array_equal(out, images)
+
+
+def test_training_stream_shuffles_each_pass_differently_and_keeps_every_image():
+    data = split(16)
+    images, labels = collect(make_dataset(data, 16, training=True, seed=3).take(3))
+    passes = images.reshape(3, 16, -1)
+    originals = sorted(image.tobytes() for image in data.images.astype(np.float32))
+    for one_pass in passes:
+        assert sorted(image.tobytes() for image in one_pass) == originals
+    assert not np.array_equal(passes[0], passes[1]) and not np.array_equal(passes[1], passes[2])
+
+
+def test_alternating_flip_shows_each_image_once_each_way_in_two_passes():
+    data = split(64)
+    originals = data.images.astype(np.float32)
+    plain = {image.tobytes(): index for index, image in enumerate(originals)}
+    mirrored = {image[:, ::-1].tobytes(): index for index, image in enumerate(originals)}
+    images, _ = collect(make_dataset(data, 64, training=True, seed=0, alternating_flip=True).take(3))
+
+    def mirrored_in_pass(number):
+        shown = [image.tobytes() for image in images[64 * number : 64 * (number + 1)]]
+        assert all(key in plain or key in mirrored for key in shown)
+        return {mirrored[key] for key in shown if key in mirrored}
+
+    first, second, third = (mirrored_in_pass(number) for number in range(3))
+    assert 16 < len(first) < 48
+    assert first | second == set(range(64)) and not first & second
+    assert third == first

@@ -81,7 +81,15 @@ SETTINGS = {
         "(overrides epochs): the whole pipeline in seconds, for tests and quick checks.",
     ),
     # --- augmentation (training only; off at inference) ------------------------
-    "augment_flip": Setting(True, (bool,), "Random horizontal flip."),
+    "augment_flip": Setting(
+        True,
+        (bool, str),
+        'Horizontal flip: true flips each image at random; "alternating" flips a fixed random half of '
+        "the images on even epochs and the other half on odd epochs (every image seen both ways in two "
+        "epochs).",
+        lambda value: isinstance(value, bool) or value == "alternating",
+        'true, false or "alternating"',
+    ),
     "augment_translate": Setting(
         0.125,
         (float, int),
@@ -294,8 +302,8 @@ SETTINGS = {
 # Named recipes: each a set of args applied on the defaults before the user's overrides.
 PRESETS = {
     # fast_cnn trained the airbench way (arXiv 2404.00498): short, large-batch, Nesterov SGD with
-    # warmup and linear decay, strong label smoothing, flip + 2-pixel translation, Lookahead weight
-    # averaging; no checkpoint selection: the final (averaged) weights are tested.
+    # warmup and linear decay, strong label smoothing, alternating flip + 2-pixel translation,
+    # Lookahead weight averaging; no checkpoint selection: the final (averaged) weights are tested.
     "fast": {
         "models": ["fast_cnn"],
         "epochs": 10,
@@ -309,7 +317,7 @@ PRESETS = {
         "lr_schedule": "warmup_linear",
         "warmup_epochs": 2.0,
         "label_smoothing": 0.2,
-        "augment_flip": True,
+        "augment_flip": "alternating",
         "augment_translate": 0.0625,
         "lookahead_steps": 5,
         "checkpoint": False,

@@ -39,7 +39,14 @@ def make_datasets(data, args):
     augmenter = make_augmenter(args, args["seed"])
     batch = args["batch_size"]
     return Datasets(
-        train=make_dataset(data.train, batch, training=True, augmenter=augmenter, seed=args["seed"]),
+        train=make_dataset(
+            data.train,
+            batch,
+            training=True,
+            augmenter=augmenter,
+            seed=args["seed"],
+            alternating_flip=args["augment_flip"] == "alternating",
+        ),
         validation=None if data.validation is None else make_dataset(data.validation, batch, training=False),
         test=make_dataset(data.test, batch, training=False),
         steps_per_epoch=steps_per_epoch(len(data.train), batch),

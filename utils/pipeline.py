@@ -1,6 +1,7 @@
 """tf.data input pipelines: one-hot labels and training-only augmentation."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from utils.data import NUM_CLASSES
@@ -13,11 +14,17 @@ def make_augmenter(args, seed):
     validation, test and prediction never see it.
     """
     layers = []
-    if args["augment_flip"]:
+    if args["augment_flip"] is True:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
     if args["augment_translate"]:
         shift = args["augment_translate"]
-        layers.append(keras.layers.RandomTranslation(shift, shift, fill_mode="reflect", seed=seed + 1))
+        # Nearest sampling shifts by whole pixels, as a reflect-padded random crop does (bilinear
+        # sub-pixel shifts would blur every training image).
+        layers.append(
+            keras.layers.RandomTranslation(
+                shift, shift, fill_mode="reflect", interpolation="nearest", seed=seed + 1
+            )
+        )
     if args["augment_randaugment"]:
         layers.append(keras.layers.RandAugment(value_range=(0, 255), seed=seed + 2))
     if args["augment_erasing"]:
@@ -27,23 +34,46 @@ def make_augmenter(args, seed):
     return keras.Sequential(layers, name="augmentation") if layers else None
 
 
-def make_dataset(split, batch_size, *, training, augmenter=None, seed=0):
+def make_dataset(split, batch_size, *, training, augmenter=None, seed=0, alternating_flip=False):
     """A batched, prefetched `tf.data.Dataset` of (float32 inputs, one-hot labels).
 
     Args:
         split: a `utils.data.Split` of images (0-255), or of cached backbone features.
-        training: shuffle every epoch and apply `augmenter`; otherwise keep order.
+        training: an endless stream (give `fit` its `steps_per_epoch`) of passes over
+            `split`, each shuffled anew, with `augmenter` applied;
+            otherwise one pass in order.
         augmenter: layer from `make_augmenter`, or None.
+        alternating_flip: mirror a fixed random half of the images on even passes and
+            the other half on odd passes.
     """
-    dataset = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).cache()
-    if training:
-        dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(_to_float_one_hot, num_parallel_calls=tf.data.AUTOTUNE)
-    if training and augmenter is not None:
+    if not training:
+        examples = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).cache()
+        batches = examples.batch(batch_size).map(_to_float_one_hot, num_parallel_calls=tf.data.AUTOTUNE)
+        return batches.prefetch(tf.data.AUTOTUNE)
+    passes = _training_passes(split, seed, alternating_flip)
+    batches = passes.batch(batch_size).map(_to_float_one_hot, num_parallel_calls=tf.data.AUTOTUNE)
+    if augmenter is not None:
         # Sequential on purpose: the random layers advance a shared seed state, and
         # parallel calls would take its values in a racy order (runs not repeatable).
-        dataset = dataset.map(lambda images, labels: (augmenter(images, training=True), labels))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+        batches = batches.map(lambda images, labels: (augmenter(images, training=True), labels))
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+def _training_passes(split, seed, alternating_flip):
+    """Unbatched (image, label) examples: pass after pass over `split`, each freshly shuffled."""
+    count = len(split)
+    mirrored_on_even_passes = np.random.default_rng(seed).random(count) < 0.5
+    examples = tf.data.Dataset.from_tensor_slices((split.images, split.labels, mirrored_on_even_passes))
+    stream = examples.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
+
+    def example(position, item):
+        image, label, mirrored = item
+        if alternating_flip:
+            odd_pass = tf.equal((position // count) % 2, 1)
+            image = tf.where(mirrored != odd_pass, tf.reverse(image, axis=[1]), image)
+        return image, label
+
+    return stream.map(example)
 
 
 def _to_float_one_hot(images, labels):

@@ -271,6 +271,7 @@ class _PhaseRun:
             validation_data=validation,
             initial_epoch=self.first_epoch,
             epochs=self.first_epoch + self.phase.epochs,
+            steps_per_epoch=steps_per_epoch,
             callbacks=callbacks + list(self.extra_callbacks),
             verbose=args["verbose"],
         )
