@@ -21,12 +21,14 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from models.pretrained import is_pretrained  # noqa: E402
 from utils import data as cifar  # noqa: E402
 from utils.config import parse_override, resolve_args  # noqa: E402
 from utils.environment import prepare_session  # noqa: E402
 from utils.evaluation import evaluate, loss_and_accuracy, predict  # noqa: E402
 from utils.experiment import build_for_run, make_datasets, train_one  # noqa: E402
-from utils.runs import open_run, write_json  # noqa: E402
+from utils.runs import open_run, read_json, write_json  # noqa: E402
+from utils.training import STATE_FILE  # noqa: E402
 
 THRESHOLDS = ("0.80", "0.90", "0.93", "0.94")
 BUDGETS = ("300", "600", "1800")  # seconds of training, for equal-budget comparisons
@@ -110,8 +112,12 @@ def run_seed(args, time_limit=None):
     trained = train_one(model, datasets, args, run, [monitor, *stop])
     row = evaluate(trained, datasets.test)
     train_seconds = data_seconds + trained.train_seconds
+    state = read_json(os.path.join(run.model_dir(model.name), STATE_FILE))
     return {
         "seed": args["seed"],
+        "phase": training_phase(model, trained),
+        "image_size": args["image_size"] if is_pretrained(model) else cifar.IMAGE_SHAPE[0],
+        "feature_seconds": state["phases"]["train"].get("feature_seconds"),
         "precision": policy,
         "test_accuracy": row["test_accuracy"],
         "test_accuracy_tta": row["test_accuracy_tta"],
@@ -129,6 +135,13 @@ def run_seed(args, time_limit=None):
         "epochs": monitor.epochs,
         "run_folder": run.path,
     }
+
+
+def training_phase(model, trained):
+    """ "scratch" for a from-scratch model; for a pretrained one "frozen" or "finetune"."""
+    if not is_pretrained(model):
+        return "scratch"
+    return "frozen" if trained.fine_tune_start_epoch is None else "finetune"
 
 
 def machine_description():
@@ -172,6 +185,9 @@ def summarize(model, preset, runs, args):
             b: mean_or_none([run["accuracy_within_seconds"][b] for run in runs]) for b in BUDGETS
         },
         "machine": machine_description(),
+        "phase": runs[0]["phase"],
+        "image_size": runs[0]["image_size"],
+        "feature_seconds": mean_or_none([run["feature_seconds"] for run in runs]),
         "args": args,
         "runs": runs,
     }

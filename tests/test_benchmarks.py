@@ -58,6 +58,22 @@ def test_tiny_time_to_accuracy_writes_a_complete_record(tiny_archive, tmp_path, 
     mean = (record["runs"][0]["test_accuracy"] + record["runs"][1]["test_accuracy"]) / 2
     assert record["test_accuracy"] == pytest.approx(mean, abs=1e-4)
     assert "fast_cnn (fast), seeds [0, 1]" in capsys.readouterr().out
+    assert record["phase"] == "scratch" and record["image_size"] == 32 and record["feature_seconds"] is None
+
+
+def test_tiny_frozen_backbone_record_has_phase_image_size_and_feature_time(tiny_archive, tmp_path):
+    out = tmp_path / "frozen.json"
+    overrides = ["augment_flip=false", "augment_translate=0", "fine_tune_epochs=0", "image_size=64"]
+    overrides += [f"feature_cache_dir={tmp_path / 'cache'}", "precision=float32", "verbose=0"]
+    time_to_accuracy.main(
+        ["--data", tiny_archive, "--model", "efficientnet_lite0", "--out", str(out), "--tiny"]
+        + ["--runs-dir", str(tmp_path / "runs")]
+        + [part for override in overrides for part in ("--set", override)]
+    )
+    record = json.loads(out.read_text())
+    assert REQUIRED_KEYS <= set(record)
+    assert record["phase"] == "frozen" and record["image_size"] == 64
+    assert 0 < record["feature_seconds"] <= record["train_seconds"]
 
 
 def test_time_to_accuracy_counts_data_preparation_and_missing_thresholds():
