@@ -169,7 +169,7 @@ def mean_or_none(values):
     return None if any(v is None for v in values) else round(float(np.mean(values)), 4)
 
 
-def summarize(model, preset, runs, args):
+def summarize(model, preset, runs, args, overrides):
     """The record: comparable top-level keys, then every run in full."""
     return {
         "model": model,
@@ -185,6 +185,7 @@ def summarize(model, preset, runs, args):
             b: mean_or_none([run["accuracy_within_seconds"][b] for run in runs]) for b in BUDGETS
         },
         "machine": machine_description(),
+        "overrides": overrides,
         "phase": runs[0]["phase"],
         "image_size": runs[0]["image_size"],
         "feature_seconds": mean_or_none([run["feature_seconds"] for run in runs]),
@@ -203,8 +204,30 @@ def parse_command_line(argv):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra args override")
     parser.add_argument("--runs-dir", default=os.path.join("runs", "benchmarks"), help="run folders go here")
     parser.add_argument("--time-limit", type=float, help="stop each run after the epoch that passes it (s)")
+    parser.add_argument("--append", action="store_true", help="add these seeds' runs to the record at --out")
     parser.add_argument("--tiny", action="store_true", help="small_run data and one epoch (for tests)")
     return parser.parse_args(argv)
+
+
+def earlier_runs(options):
+    """The runs of the record at `--out`, which more seeds are being added to.
+
+    Raises:
+        SystemExit: when that record is of another model, preset or set of overrides,
+            or already holds one of the seeds.
+    """
+    if not os.path.isfile(options.out):
+        return []
+    record = read_json(options.out)
+    previous = (record["model"], record["preset"], record.get("overrides"))
+    if previous != (options.model, options.preset, options.set):
+        raise SystemExit(
+            f"--append: {options.out} holds {previous}, not {(options.model, options.preset, options.set)}"
+        )
+    repeated = set(record["seeds"]) & set(options.seeds)
+    if repeated:
+        raise SystemExit(f"--append: {options.out} already has seeds {sorted(repeated)}")
+    return record["runs"]
 
 
 def main(argv=None):
@@ -220,16 +243,18 @@ def main(argv=None):
         **dict(parse_override(text) for text in options.set),
     }
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    runs = []
+    runs = earlier_runs(options) if options.append else []
     for seed in options.seeds:
         run_name = f"{options.model}-{options.preset or 'defaults'}-seed{seed}-{stamp}"
         args = resolve_args({**overrides, "seed": seed, "run_name": run_name})
         runs.append(run_seed(args, options.time_limit))
-    record = summarize(options.model, options.preset, runs, {**args, "seed": options.seeds, "run_name": None})
+    seeds = [run["seed"] for run in runs]
+    run_args = {**args, "seed": seeds, "run_name": None}
+    record = summarize(options.model, options.preset, runs, run_args, options.set)
     write_json(options.out, record)
     tta, accuracy = record["test_accuracy_tta"], record["test_accuracy"]
     print(
-        f"{options.model} ({options.preset or 'defaults'}), seeds {options.seeds}: test accuracy "
+        f"{options.model} ({options.preset or 'defaults'}), seeds {seeds}: test accuracy "
         f"{100 * accuracy:.2f}% ({100 * tta:.2f}% with flip TTA), {record['train_seconds']:.0f} s "
         f"training, time to 80/90/93/94%: {list(record['time_to_accuracy'].values())}"
     )

@@ -151,3 +151,17 @@ def test_tiny_throughput_writes_a_record(tiny_archive, tmp_path):
         )
     assert record["fastest"]["precision"] in {row["precision"] for row in record["results"]}
     assert record["peak_rss_mb"] > 0
+
+
+def test_append_adds_seeds_to_a_record_and_refuses_mismatches(tiny_archive, tmp_path):
+    out = tmp_path / "record.json"
+    common = ["--data", tiny_archive, "--model", "lenet", "--out", str(out), "--tiny"]
+    common += ["--runs-dir", str(tmp_path / "runs"), "--set", "verbose=0"]
+    time_to_accuracy.main([*common, "--seeds", "0"])
+    record = time_to_accuracy.main([*common, "--seeds", "1", "--append"])
+    assert record["seeds"] == [0, 1] and len(record["runs"]) == 2
+    assert json.loads(out.read_text())["args"]["seed"] == [0, 1]
+    with pytest.raises(SystemExit, match="already has seeds"):
+        time_to_accuracy.main([*common, "--seeds", "1", "--append"])
+    with pytest.raises(SystemExit, match="holds"):
+        time_to_accuracy.main([*common, "--seeds", "2", "--append", "--set", "epochs=2"])
