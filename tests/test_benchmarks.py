@@ -78,16 +78,16 @@ def test_tiny_frozen_backbone_record_has_phase_image_size_and_feature_time(tiny_
 
 def test_time_to_accuracy_counts_data_preparation_and_missing_thresholds():
     epochs = [{"seconds": 10, "test_accuracy": 0.85}, {"seconds": 10, "test_accuracy": 0.935}]
-    reached = time_to_accuracy.time_to_accuracy(epochs, data_seconds=5)
+    reached = time_to_accuracy.time_to_accuracy(epochs, start_seconds=5)
     assert reached == {"0.80": 15, "0.90": 25, "0.93": 25, "0.94": None}
     assert time_to_accuracy.mean_or_none([1.0, None]) is None
 
 
 def test_accuracy_within_budget_takes_the_last_epoch_finished_in_time():
     epochs = [{"seconds": 200, "test_accuracy": 0.5}, {"seconds": 200, "test_accuracy": 0.7}]
-    within = time_to_accuracy.accuracy_within(epochs, data_seconds=50)
+    within = time_to_accuracy.accuracy_within(epochs, start_seconds=50)
     assert within == {"300": 0.5, "600": 0.7, "1800": 0.7}
-    assert time_to_accuracy.accuracy_within(epochs, data_seconds=400)["300"] is None
+    assert time_to_accuracy.accuracy_within(epochs, start_seconds=400)["300"] is None
 
 
 def test_time_limit_stops_after_the_epoch_that_passes_it(tiny_archive, tmp_path):
