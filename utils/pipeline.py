@@ -60,7 +60,10 @@ def make_dataset(split, batch_size, *, training, augmenter=None, seed=0, alterna
 
 
 def _training_passes(split, seed, alternating_flip):
-    """Unbatched (image, label) examples: pass after pass over `split`, each freshly shuffled."""
+    """Unbatched (image, label) examples: pass after pass over `split`, each freshly shuffled.
+
+    A run resumed by BackupAndRestore starts the stream again at its first pass.
+    """
     count = len(split)
     mirrored_on_even_passes = np.random.default_rng(seed).random(count) < 0.5
     examples = tf.data.Dataset.from_tensor_slices((split.images, split.labels, mirrored_on_even_passes))
