@@ -75,6 +75,7 @@ class TestAccuracyPerEpoch(keras.callbacks.Callback):
         )
 
     def test_feature_dataset(self):
+        """The test set's cached backbone features as a dataset, extracted on first use."""
         if self.test_features is None:
             images, labels = self.test_split.images, self.test_split.labels
             features, _ = cached_features(self.full_model, images, self.cache_dir, self.batch_size)
