@@ -132,6 +132,13 @@ SETTINGS = {
         'Pretrained models: "imagenet" (download), a local '
         "weights file (.h5 / .weights.h5), or null for random initialisation.",
     ),
+    "offline_fallback": Setting(
+        False,
+        (bool,),
+        'With weights "imagenet": replace each keras.applications backbone whose ImageNet weights '
+        "are neither in Keras's cache nor downloadable by efficientnet_lite0, whose weights "
+        "install with the requirements (the notebook turns this on).",
+    ),
     "image_size": Setting(
         32,
         (int,),
@@ -162,10 +169,13 @@ SETTINGS = {
         _between(0, 0.999),
         "a number in [0, 0.999]",
     ),
+    # Keras decays decoupled: each step shrinks weights by weight_decay * lr. The usual PyTorch
+    # 5e-4 (added to the gradient, then amplified 1 / (1 - 0.9) by momentum) shrinks them by
+    # 5e-4 * lr * 10 per step, hence 5e-3 here.
     "weight_decay": Setting(
-        5e-4,
+        5e-3,
         (float, int),
-        "Decoupled weight decay (0 turns it off).",
+        "Decoupled weight decay: each step shrinks weights by weight_decay * learning rate (0 turns it off).",
         _between(0, 1),
         "a number in [0, 1]",
     ),
