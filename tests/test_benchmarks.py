@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import time_to_accuracy
+from benchmarks import linear_probe, time_to_accuracy
 
 REQUIRED_KEYS = {
     "model",
@@ -165,3 +165,21 @@ def test_append_adds_seeds_to_a_record_and_refuses_mismatches(tiny_archive, tmp_
         time_to_accuracy.main([*common, "--seeds", "1", "--append"])
     with pytest.raises(SystemExit, match="holds"):
         time_to_accuracy.main([*common, "--seeds", "2", "--append", "--set", "epochs=2"])
+
+
+def test_tiny_linear_probe_compares_pretrained_with_random_weights(tiny_archive, tmp_path, capsys):
+    out, cache = tmp_path / "probe.json", tmp_path / "cache"
+    linear_probe.main(
+        ["--data", tiny_archive, "--out", str(out), "--cache-dir", str(cache), "--image-size", "32"]
+        + ["--train-per-class", "15", "--test-per-class", "4", "--precision", "float32"]
+    )
+    record = json.loads(out.read_text())
+    assert record["model"] == "efficientnet_lite0" and record["image_size"] == 32
+    assert (record["train_images"], record["test_images"]) == (150, 40)
+    assert record["pretrained"]["weights"] == "imagenet" and record["random"]["weights"] is None
+    for probe in (record["pretrained"], record["random"]):
+        assert 0 <= probe["test_accuracy"] <= 1 and probe["inverse_regularisation"] in linear_probe.STRENGTHS
+    # converted ImageNet weights keep their features alive; random ones shrink them block by block
+    assert record["pretrained"]["feature_scale"] > 1000 * record["random"]["feature_scale"]
+    assert len(list(cache.iterdir())) == 4  # train and test features for each set of weights
+    assert "with imagenet weights" in capsys.readouterr().out
