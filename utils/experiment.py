@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from models import build_model
-from models.pretrained import BACKBONES
+from models.pretrained import BACKBONES, OFFLINE_BACKBONE, with_offline_fallback
 from utils.data import IMAGE_SHAPE, NUM_CLASSES, Cifar10
 from utils.errors import RunFolderError
 from utils.pipeline import make_augmenter, make_dataset
@@ -53,6 +53,18 @@ def make_datasets(data, args):
         augmenter=augmenter,
         data=data,
     )
+
+
+def apply_offline_fallback(args):
+    """`args` with each ImageNet backbone that cannot be had swapped for OFFLINE_BACKBONE,
+    when args["offline_fallback"] is on; says what it replaced."""
+    if not args["offline_fallback"]:
+        return args
+    models, replaced = with_offline_fallback(args["models"], args["weights"])
+    if replaced:
+        names = ", ".join(replaced)
+        print(f"No ImageNet weights to be had for {names}: training {OFFLINE_BACKBONE} instead.")
+    return {**args, "models": models}
 
 
 def model_options_for(name, args):
