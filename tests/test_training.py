@@ -197,3 +197,31 @@ def test_lookahead_pulls_weights_back_more_strongly_as_training_ends():
     assert averaged.values[-1] < 0.9 * plain.values[-1]  # progress 1: alpha 0.77
     pulls = [averaged.values[i] for i in (4, 9, 14, 19)]
     assert all(a < b for a, b in zip(pulls, pulls[1:]))
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop"])
+def test_rate_factors_scale_single_variables_steps(name):
+    from utils.training import make_optimizer
+
+    gentle, normal = keras.Variable(1.0, name="gentle"), keras.Variable(1.0, name="normal")
+    args = resolve_args({"optimizer": name, "weight_decay": 0})
+    optimizer = make_optimizer(args, 0.1, rate_factors={gentle.path: 0.25})
+    gradient = keras.ops.ones(())
+    optimizer.apply_gradients([(gradient, gentle), (gradient, normal)])
+    step_gentle, step_normal = 1 - float(gentle.numpy()), 1 - float(normal.numpy())
+    assert step_normal > 0 and step_gentle == pytest.approx(0.25 * step_normal, rel=1e-5)
+
+
+def test_fine_tune_rate_factors_cover_exactly_the_unfrozen_backbone():
+    from models.pretrained import get_backbone
+    from utils.training import fine_tune_rate_factors, unfreeze_top
+
+    args = resolve_args({"fine_tune_backbone_lr_factor": 0.1})
+    model = models.build_model("mobilenetv2", weights=None)
+    unfreeze_top(get_backbone(model), 3)
+    factors = fine_tune_rate_factors(model, args)
+    backbone_paths = {w.path for w in get_backbone(model).trainable_weights}
+    assert set(factors) == backbone_paths and len(backbone_paths) == 3
+    assert set(factors.values()) == {0.1}
+    head_paths = {w.path for w in model.get_layer("predictions").weights}
+    assert not head_paths & set(factors)

@@ -221,6 +221,14 @@ SETTINGS = {
         _between(0, 1, low_open=True),
         "a number in (0, 1]",
     ),
+    "fine_tune_backbone_lr_factor": Setting(
+        1.0,
+        (float, int),
+        "Fine-tuning: the unfrozen backbone layers learn at this factor times the head's rate "
+        "(below 1 moves the pretrained weights more gently).",
+        _between(0, 1, low_open=True),
+        "a number in (0, 1]",
+    ),
     "precision": Setting(
         "auto",
         (str,),

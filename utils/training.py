@@ -62,27 +62,73 @@ def make_schedule(args, learning_rate, total_steps, warmup_steps):
     )
 
 
-def make_optimizer(args, learning_rate):
+class _RateFactors:
+    """Optimizer mixin: `rate_factors` ({variable path: factor}) scales single variables'
+    learning rates (weight decay keeps the common rate)."""
+
+    rate_factors = {}
+
+    def build(self, variables):
+        super().build(variables)
+        self._factors = [self.rate_factors.get(variable.path, 1.0) for variable in variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        factor = self._factors[self._get_variable_index(variable)]
+        return super().update_step(gradient, variable, learning_rate * factor)
+
+
+@keras.saving.register_keras_serializable(package="cifar10")
+class FactorSGD(_RateFactors, keras.optimizers.SGD):
+    """SGD with per-variable learning-rate factors."""
+
+
+@keras.saving.register_keras_serializable(package="cifar10")
+class FactorAdam(_RateFactors, keras.optimizers.Adam):
+    """Adam with per-variable learning-rate factors."""
+
+
+@keras.saving.register_keras_serializable(package="cifar10")
+class FactorAdamW(_RateFactors, keras.optimizers.AdamW):
+    """AdamW with per-variable learning-rate factors."""
+
+
+@keras.saving.register_keras_serializable(package="cifar10")
+class FactorRMSprop(_RateFactors, keras.optimizers.RMSprop):
+    """RMSprop with per-variable learning-rate factors."""
+
+
+def make_optimizer(args, learning_rate, rate_factors=None):
     """The optimizer named by `args['optimizer']`, with decoupled weight decay.
 
     BatchNorm parameters and biases are excluded from weight decay.
+
+    Args:
+        rate_factors: {variable path: factor} multiplying those variables' learning rate.
     """
     common = {"learning_rate": learning_rate, "weight_decay": float(args["weight_decay"])}
     constructors = {
-        "sgd": lambda: keras.optimizers.SGD(momentum=float(args["momentum"]), nesterov=True, **common),
-        "adam": lambda: keras.optimizers.Adam(**common),
-        "adamw": lambda: keras.optimizers.AdamW(**common),
-        "rmsprop": lambda: keras.optimizers.RMSprop(momentum=float(args["momentum"]), **common),
+        "sgd": lambda: FactorSGD(momentum=float(args["momentum"]), nesterov=True, **common),
+        "adam": lambda: FactorAdam(**common),
+        "adamw": lambda: FactorAdamW(**common),
+        "rmsprop": lambda: FactorRMSprop(momentum=float(args["momentum"]), **common),
     }
     optimizer = constructors[args["optimizer"]]()
+    optimizer.rate_factors = dict(rate_factors or {})
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     return optimizer
 
 
-def compile_model(model, args, learning_rate):
+def fine_tune_rate_factors(model, args):
+    """{path: args['fine_tune_backbone_lr_factor']} for the backbone's unfrozen weights, so
+    fine-tuning can move the pretrained layers more gently than the new head."""
+    factor = args["fine_tune_backbone_lr_factor"]
+    return {weight.path: factor for weight in get_backbone(model).trainable_weights}
+
+
+def compile_model(model, args, learning_rate, rate_factors=None):
     """(Re)compile after any change of `trainable`; labels are one-hot."""
     model.compile(
-        optimizer=make_optimizer(args, learning_rate),
+        optimizer=make_optimizer(args, learning_rate, rate_factors),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=args["label_smoothing"]),
         metrics=["accuracy"],
         jit_compile=args["jit_compile"],
@@ -261,7 +307,9 @@ class _PhaseRun:
         """Compile `model` with the phase's schedule and fit it with the args' callbacks."""
         total_steps = self.phase.epochs * steps_per_epoch
         warmup_steps = round(args["warmup_epochs"] * steps_per_epoch)
-        compile_model(model, args, make_schedule(args, self.phase.learning_rate, total_steps, warmup_steps))
+        rate_factors = fine_tune_rate_factors(model, args) if self.phase.name == "fine_tune" else None
+        schedule = make_schedule(args, self.phase.learning_rate, total_steps, warmup_steps)
+        compile_model(model, args, schedule, rate_factors)
         monitor = monitored_metric(validation is not None)
         callbacks = make_callbacks(
             callback_args or args, self.model_dir, monitor, self.phase.name, self.history, total_steps
