@@ -38,6 +38,7 @@ def test_unknown_key_names_it_and_lists_known_keys():
         ("augment_flip", "yes", 'true, false or "alternating"'),
         ("fine_tune_layers", -1, 'an integer >= 0 or "all"'),
         ("precision", "float64", '"auto", "float32"'),
+        ("jit_compile", "yes", '"auto", true or false'),
     ],
 )
 def test_bad_value_names_key_value_and_accepted(key, value, accepted):

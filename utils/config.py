@@ -238,7 +238,14 @@ SETTINGS = {
         _one_of("auto", "float32", "mixed_bfloat16", "mixed_float16"),
         '"auto", "float32", "mixed_bfloat16" or "mixed_float16"',
     ),
-    "jit_compile": Setting(False, (bool,), "Compile train steps with XLA (measure first)."),
+    "jit_compile": Setting(
+        "auto",
+        (str, bool),
+        "Compile train steps with XLA: auto (off on CPUs, where it measured slower; Keras's "
+        "choice on GPUs), true or false.",
+        lambda value: value in ("auto", True, False),
+        '"auto", true or false',
+    ),
     # --- callbacks ------------------------------------------------------------
     "checkpoint": Setting(
         True,

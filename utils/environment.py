@@ -75,6 +75,17 @@ def choose_precision(requested="auto"):
     return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
 
 
+def choose_jit_compile(requested="auto"):
+    """Whether `fit` compiles train steps with XLA, unless `requested` says.
+
+    "auto": off on CPUs, where XLA measured slower than without it under the automatic
+    mixed_bfloat16 policy (benchmarks/throughput.py); Keras's own "auto" on GPUs.
+    """
+    if requested != "auto":
+        return requested
+    return "auto" if _gpu_compute_capability() is not None else False
+
+
 def prepare_session(args):
     """Seed every generator and set the precision policy; returns the policy name."""
     set_seed(args["seed"])

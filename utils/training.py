@@ -11,6 +11,7 @@ import numpy as np
 from models import adapt_to_images
 from models.pretrained import get_backbone, is_pretrained
 from utils.data import Split
+from utils.environment import choose_jit_compile
 from utils.features import cached_features, head_model
 from utils.pipeline import make_dataset
 from utils.runs import read_history, read_json, write_json
@@ -131,7 +132,7 @@ def compile_model(model, args, learning_rate, rate_factors=None):
         optimizer=make_optimizer(args, learning_rate, rate_factors),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=args["label_smoothing"]),
         metrics=["accuracy"],
-        jit_compile=args["jit_compile"],
+        jit_compile=choose_jit_compile(args["jit_compile"]),
     )
 
 
