@@ -2,9 +2,10 @@
 
 import json
 
+import numpy as np
 import pytest
 
-from benchmarks import linear_probe, time_to_accuracy
+from benchmarks import crosscheck_lite0_torch, linear_probe, time_to_accuracy
 
 REQUIRED_KEYS = {
     "model",
@@ -183,3 +184,14 @@ def test_tiny_linear_probe_compares_pretrained_with_random_weights(tiny_archive,
     assert record["pretrained"]["feature_scale"] > 1000 * record["random"]["feature_scale"]
     assert len(list(cache.iterdir())) == 4  # train and test features for each set of weights
     assert "with imagenet weights" in capsys.readouterr().out
+
+
+def test_crosscheck_keras_step_saves_inputs_and_pooled_features(tiny_archive, tmp_path):
+    out = tmp_path / "lite0.npz"
+    crosscheck_lite0_torch.main(
+        ["keras", "--data", tiny_archive, "--images", "3", "--image-size", "64", "--out", str(out)]
+    )
+    saved = np.load(out)
+    assert saved["inputs"].shape == (3, 64, 64, 3) and saved["features"].shape == (3, 1280)
+    assert -1.0 <= saved["inputs"].min() and saved["inputs"].max() <= 1.0  # Lite0's (x - 127) / 128
+    assert np.isfinite(saved["features"]).all() and saved["features"].std() > 0
