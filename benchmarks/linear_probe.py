@@ -59,15 +59,15 @@ def probe_weights(args, data, weights):
     model = build_for_run(args["models"][0], {**args, "weights": weights})
     start = time.perf_counter()
     cache, batch = args["feature_cache_dir"], args["batch_size"]
-    train_features, _ = cached_features(model, data.train.images, cache, batch)
-    test_features, _ = cached_features(model, data.test.images, cache, batch)
+    train_features = cached_features(model, data.train.images, cache, batch)[0].astype(np.float64)
+    test_features = cached_features(model, data.test.images, cache, batch)[0].astype(np.float64)
     feature_seconds = time.perf_counter() - start
     start = time.perf_counter()
-    probe, strength = fit_probe(train_features.astype(np.float64), data.train.labels, args["seed"])
+    probe, strength = fit_probe(train_features, data.train.labels, args["seed"])
     return {
         "weights": weights,
-        "test_accuracy": round(float(probe.score(test_features.astype(np.float64), data.test.labels)), 4),
-        "train_accuracy": round(float(probe.score(train_features.astype(np.float64), data.train.labels)), 4),
+        "test_accuracy": round(float(probe.score(test_features, data.test.labels)), 4),
+        "train_accuracy": round(float(probe.score(train_features, data.train.labels)), 4),
         "inverse_regularisation": strength,
         "feature_seconds": round(feature_seconds, 1),
         "fit_seconds": round(time.perf_counter() - start, 1),

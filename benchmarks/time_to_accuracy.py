@@ -24,11 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from models.pretrained import is_pretrained  # noqa: E402
 from utils import data as cifar  # noqa: E402
 from utils.config import parse_override, resolve_args  # noqa: E402
-from utils.data import Split  # noqa: E402
 from utils.environment import prepare_session  # noqa: E402
 from utils.evaluation import evaluate, loss_and_accuracy, predict  # noqa: E402
 from utils.experiment import build_for_run, make_datasets, train_one  # noqa: E402
-from utils.features import cached_features  # noqa: E402
+from utils.features import feature_split  # noqa: E402
 from utils.pipeline import make_dataset  # noqa: E402
 from utils.runs import open_run, read_json, write_json  # noqa: E402
 from utils.training import STATE_FILE  # noqa: E402
@@ -77,9 +76,8 @@ class TestAccuracyPerEpoch(keras.callbacks.Callback):
     def test_feature_dataset(self):
         """The test set's cached backbone features as a dataset, extracted on first use."""
         if self.test_features is None:
-            images, labels = self.test_split.images, self.test_split.labels
-            features, _ = cached_features(self.full_model, images, self.cache_dir, self.batch_size)
-            self.test_features = make_dataset(Split(features, labels), self.batch_size, training=False)
+            features = feature_split(self.full_model, self.test_split, self.cache_dir, self.batch_size)
+            self.test_features = make_dataset(features, self.batch_size, training=False)
         return self.test_features
 
 

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from models.pretrained import get_backbone
+from utils.data import Split
 
 POOL_LAYER = "pool"
 
@@ -58,3 +59,8 @@ def cached_features(model, images, cache_dir, batch_size):
     np.save(temporary, features)
     os.replace(temporary, path)
     return features, False
+
+
+def feature_split(model, split, cache_dir, batch_size):
+    """`split` with its images replaced by their cached pooled backbone features."""
+    return Split(cached_features(model, split.images, cache_dir, batch_size)[0], split.labels)

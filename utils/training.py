@@ -10,9 +10,8 @@ import numpy as np
 
 from models import adapt_to_images
 from models.pretrained import get_backbone, is_pretrained
-from utils.data import Split
 from utils.environment import choose_jit_compile
-from utils.features import cached_features, head_model
+from utils.features import feature_split, head_model
 from utils.pipeline import make_dataset
 from utils.runs import read_history, read_json, write_json
 
@@ -345,14 +344,13 @@ def _fit_head_on_features(model, run, datasets, args, record):
     start = time.perf_counter()
     data, cache_dir, batch = datasets.data, args["feature_cache_dir"], args["batch_size"]
 
-    def feature_split(split):
-        return Split(cached_features(model, split.images, cache_dir, batch)[0], split.labels)
-
-    train = make_dataset(feature_split(data.train), batch, training=True, seed=args["seed"])
+    train = make_dataset(
+        feature_split(model, data.train, cache_dir, batch), batch, training=True, seed=args["seed"]
+    )
     validation = (
         None
         if data.validation is None
-        else make_dataset(feature_split(data.validation), batch, training=False)
+        else make_dataset(feature_split(model, data.validation, cache_dir, batch), batch, training=False)
     )
     record["feature_seconds"] = time.perf_counter() - start
     no_files = {**args, "checkpoint": False, "backup_and_restore": False}
