@@ -23,18 +23,26 @@ WEIGHTS_HOST = "storage.googleapis.com"  # where keras.applications downloads we
 
 @dataclasses.dataclass(frozen=True)
 class KerasApplication:
-    """A `keras.applications` constructor and the module holding its preprocess_input."""
+    """A `keras.applications` constructor, the module holding its preprocess_input, and how
+    the names of its no-top ImageNet weights files begin in Keras's download cache."""
 
     constructor: str
     module: str
+    weights_file_prefix: str
 
     def preprocess(self, images):
         return getattr(keras.applications, self.module).preprocess_input(images)
 
     def build(self, input_shape, weights=None):
-        """Randomly initialised, or with weights "imagenet" downloaded by Keras."""
+        """Randomly initialised, or with weights "imagenet" downloaded by Keras.
+
+        Built under its Keras default name (EfficientNet and ConvNeXt derive their weights
+        file from it), then renamed for `get_backbone`.
+        """
         constructor = getattr(keras.applications, self.constructor)
-        return constructor(include_top=False, weights=weights, input_shape=input_shape, name=BACKBONE_LAYER)
+        model = constructor(include_top=False, weights=weights, input_shape=input_shape)
+        model.name = BACKBONE_LAYER
+        return model
 
     def imagenet(self, input_shape, name):
         try:
@@ -53,7 +61,9 @@ class KerasApplication:
     def imagenet_available(self):
         """Whether the ImageNet weights are in Keras's cache or their download host answers."""
         cache = os.path.join(os.path.expanduser(os.environ.get("KERAS_HOME", "~/.keras")), "models")
-        if os.path.isdir(cache) and any(file.startswith(self.module) for file in os.listdir(cache)):
+        if os.path.isdir(cache) and any(
+            file.startswith(self.weights_file_prefix) for file in os.listdir(cache)
+        ):
             return True
         try:
             socket.create_connection((WEIGHTS_HOST, 443), timeout=3).close()
@@ -90,12 +100,12 @@ class EfficientNetLite0:
 
 
 BACKBONES = {
-    "vgg16": KerasApplication("VGG16", "vgg16"),
-    "vgg19": KerasApplication("VGG19", "vgg19"),
-    "resnet50": KerasApplication("ResNet50", "resnet50"),
-    "mobilenetv2": KerasApplication("MobileNetV2", "mobilenet_v2"),
-    "efficientnetb0": KerasApplication("EfficientNetB0", "efficientnet"),
-    "convnext_tiny": KerasApplication("ConvNeXtTiny", "convnext"),
+    "vgg16": KerasApplication("VGG16", "vgg16", "vgg16_weights_"),
+    "vgg19": KerasApplication("VGG19", "vgg19", "vgg19_weights_"),
+    "resnet50": KerasApplication("ResNet50", "resnet50", "resnet50_weights_"),
+    "mobilenetv2": KerasApplication("MobileNetV2", "mobilenet_v2", "mobilenet_v2_weights_"),
+    "efficientnetb0": KerasApplication("EfficientNetB0", "efficientnet", "efficientnetb0_notop"),
+    "convnext_tiny": KerasApplication("ConvNeXtTiny", "convnext", "convnext_tiny_notop"),
     "efficientnet_lite0": EfficientNetLite0(),
 }
 

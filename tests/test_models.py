@@ -122,6 +122,24 @@ def test_imagenet_download_failure_explains_weights_file(monkeypatch):
         models.build_model("vgg16", weights="imagenet")
 
 
+@pytest.mark.parametrize("name", sorted(set(BACKBONES) - {"efficientnet_lite0"}))
+def test_imagenet_weights_are_requested_under_their_keras_file_name(monkeypatch, name):
+    from keras.src.utils import file_utils
+
+    requested = []
+
+    def record(file_name, *args, **kwargs):
+        requested.append(file_name)
+        raise Exception("offline")
+
+    monkeypatch.setattr(file_utils, "get_file", record)
+    with pytest.raises(WeightsError):
+        models.build_model(name, weights="imagenet", image_size=64)
+    assert len(requested) == 1
+    assert requested[0].startswith(BACKBONES[name].weights_file_prefix)
+    assert requested[0].endswith(("notop.h5", "no_top.h5"))
+
+
 def test_missing_weights_file_is_named():
     with pytest.raises(WeightsError, match="'/nowhere/w.h5' does not exist"):
         models.build_model("vgg16", weights="/nowhere/w.h5")
