@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import crosscheck_lite0_torch, linear_probe, time_to_accuracy
+from benchmarks import crosscheck_lite0_torch, linear_probe, reference_airbench_torch, time_to_accuracy
 
 REQUIRED_KEYS = {
     "model",
@@ -195,3 +195,12 @@ def test_crosscheck_keras_step_saves_inputs_and_pooled_features(tiny_archive, tm
     assert saved["inputs"].shape == (3, 64, 64, 3) and saved["features"].shape == (3, 1280)
     assert -1.0 <= saved["inputs"].min() and saved["inputs"].max() <= 1.0  # Lite0's (x - 127) / 128
     assert np.isfinite(saved["features"]).all() and saved["features"].std() > 0
+
+
+def test_reference_data_step_saves_the_archive_as_arrays(tiny_archive, tmp_path):
+    out = tmp_path / "cifar10.npz"
+    reference_airbench_torch.main(["data", "--data", tiny_archive, "--out", str(out)])
+    saved = np.load(out)
+    assert saved["train_images"].shape == (150, 32, 32, 3) and saved["train_images"].dtype == np.uint8
+    assert saved["test_images"].shape == (40, 32, 32, 3) and saved["test_labels"].shape == (40,)
+    assert set(np.unique(saved["train_labels"])) == set(range(10))
