@@ -265,7 +265,8 @@ def _test_accuracy(torch, net, images, labels, autocast, level):
     """Accuracy with TTA level 0 (none), 1 (mirror) or 2 (mirror, and 1-pixel shifts both ways)."""
     import torch.nn.functional as F
 
-    def mirror(x):
+    def view_logits(x):
+        """The net's logits, averaged with its mirror image's from level 1 on."""
         return 0.5 * net(x).float() + 0.5 * net(x.flip(-1)).float() if level else net(x).float()
 
     net.eval()
@@ -273,11 +274,13 @@ def _test_accuracy(torch, net, images, labels, autocast, level):
     with torch.no_grad(), autocast():
         for part in images.split(2000):
             x = part.contiguous(memory_format=torch.channels_last)
-            logits = mirror(x)
+            logits = view_logits(x)
             if level == 2:
                 padded = F.pad(x, (1,) * 4, "reflect")
                 logits = (
-                    0.5 * logits + 0.25 * mirror(padded[:, :, :32, :32]) + 0.25 * mirror(padded[:, :, 2:, 2:])
+                    0.5 * logits
+                    + 0.25 * view_logits(padded[:, :, :32, :32])
+                    + 0.25 * view_logits(padded[:, :, 2:, 2:])
                 )
             outputs.append(logits)
     net.train()
