@@ -21,6 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from benchmarks.records import THRESHOLDS, time_to_accuracy  # noqa: E402
 from models.pretrained import is_pretrained  # noqa: E402
 from utils import data as cifar  # noqa: E402
 from utils.config import parse_override, resolve_args  # noqa: E402
@@ -32,7 +33,6 @@ from utils.pipeline import make_dataset  # noqa: E402
 from utils.runs import open_run, read_json, write_json  # noqa: E402
 from utils.training import STATE_FILE  # noqa: E402
 
-THRESHOLDS = ("0.80", "0.90", "0.93", "0.94")
 BUDGETS = ("300", "600", "1800")  # seconds of training, for equal-budget comparisons
 
 
@@ -106,18 +106,6 @@ def accuracy_within(epochs, start_seconds):
         for budget in BUDGETS:
             if elapsed <= float(budget):
                 reached[budget] = epoch["test_accuracy"]
-    return reached
-
-
-def time_to_accuracy(epochs, start_seconds):
-    """Training seconds until test accuracy first reaches each threshold, counting `start_seconds`
-    (data preparation, feature extraction) spent before the first epoch."""
-    reached, elapsed = dict.fromkeys(THRESHOLDS), start_seconds
-    for epoch in epochs:
-        elapsed += epoch["seconds"]
-        for threshold in THRESHOLDS:
-            if reached[threshold] is None and epoch["test_accuracy"] >= float(threshold):
-                reached[threshold] = round(elapsed, 1)
     return reached
 
 
