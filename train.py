@@ -2,6 +2,8 @@
 
 Each `--set KEY=VALUE` overrides one `args` key (VALUE parsed as JSON where possible);
 `--config FILE.json` gives several at once (--set wins). The steps are the notebook's.
+`--evaluate RUN` tests and analyses an earlier run's models again; `--report [OUTPUT_DIR]`
+tabulates every finished run without retraining.
 """
 
 import argparse
@@ -15,11 +17,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from utils import data as cifar  # noqa: E402
+from utils.analysis import compare_analyses  # noqa: E402
 from utils.config import load_config_file, parse_override, resolve_args  # noqa: E402
 from utils.environment import flush_drive, output_root, prepare_session  # noqa: E402
 from utils.errors import ProjectError  # noqa: E402
-from utils.evaluation import evaluate, markdown_table, save_comparison  # noqa: E402
+from utils.evaluation import evaluate_and_predict, markdown_table, save_comparison  # noqa: E402
 from utils.experiment import (  # noqa: E402
+    analyse_trained,
     apply_offline_fallback,
     build_for_run,
     load_run_models,
@@ -28,28 +32,45 @@ from utils.experiment import (  # noqa: E402
     train_one,
 )
 from utils.plots import overlay_figure, save_figure  # noqa: E402
+from utils.report import write_report  # noqa: E402
 from utils.runs import RunFolder, open_run, read_run_args  # noqa: E402
 
 
 def parse_command_line(argv):
-    """(overrides dict, run folder to evaluate or None) from the command line."""
+    """(overrides dict, parsed options) from the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="JSON file of args overrides")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override one args key"
     )
     parser.add_argument("--evaluate", metavar="RUN_FOLDER", help="only test the models of an earlier run")
+    parser.add_argument(
+        "--report",
+        nargs="?",
+        const="",
+        metavar="OUTPUT_DIR",
+        help="tabulate every finished run in OUTPUT_DIR (default: args output_dir); trains nothing",
+    )
     options = parser.parse_args(argv)
     overrides = load_config_file(options.config) if options.config else {}
     overrides.update(parse_override(text) for text in options.set)
-    return overrides, options.evaluate
+    return overrides, options
 
 
-def report(trained_models, test_dataset, run):
-    """Evaluate on the test set, save the comparison and the overlay figure, print the table."""
-    rows = [evaluate(trained, test_dataset) for trained in trained_models]
-    save_comparison(rows, run)
+def evaluate_and_analyse(trained_models, datasets, run, args):
+    """Evaluate on the test set and, if args ask, analyse each model; save the comparison, the
+    analysis and the overlay figure, print the tables. metrics.json, written last, marks the
+    run finished, so an interruption before it repeats this step on resuming."""
+    rows, summaries = [], []
+    for trained in trained_models:
+        row, test_probabilities = evaluate_and_predict(trained, datasets.test)
+        rows.append(row)
+        if args["analysis"]:
+            summaries.append(analyse_trained(trained, datasets.data, run, args, test_probabilities))
     save_figure(overlay_figure(trained_models), run.file("curves_overlay.png"))
+    if summaries:
+        print(compare_analyses(summaries, datasets.data.class_names, run))
+    save_comparison(rows, run)
     print(markdown_table(rows))
 
 
@@ -67,7 +88,7 @@ def run_pipeline(args):
     for model in built:
         trained_models.append(train_one(model, datasets, args, run))
         plt.close(save_curves(trained_models[-1], run))
-    report(trained_models, datasets.test, run)
+    evaluate_and_analyse(trained_models, datasets, run, args)
     flush_drive(args)
     return run.path
 
@@ -77,14 +98,16 @@ def evaluate_run(run_path, overrides):
     args = resolve_args({**read_run_args(run_path), **overrides})
     prepare_session(args)
     datasets = make_datasets(cifar.prepare_data(args), args)
-    report(load_run_models(run_path), datasets.test, RunFolder(run_path, resumed=True))
+    evaluate_and_analyse(load_run_models(run_path), datasets, RunFolder(run_path, resumed=True), args)
 
 
 def main(argv=None):
     try:
-        overrides, run_to_evaluate = parse_command_line(argv)
-        if run_to_evaluate:
-            evaluate_run(run_to_evaluate, overrides)
+        overrides, options = parse_command_line(argv)
+        if options.report is not None:
+            print(write_report(options.report or resolve_args(overrides)["output_dir"]))
+        elif options.evaluate:
+            evaluate_run(options.evaluate, overrides)
         else:
             run_pipeline(resolve_args(overrides))
     except ProjectError as error:

@@ -5,7 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import crosscheck_lite0_torch, linear_probe, reference_airbench_torch, time_to_accuracy
+from benchmarks import (
+    analysis_time,
+    crosscheck_lite0_torch,
+    linear_probe,
+    reference_airbench_torch,
+    time_to_accuracy,
+)
+from utils import data as cifar
+from utils.config import resolve_args
 
 REQUIRED_KEYS = {
     "model",
@@ -204,3 +212,22 @@ def test_reference_data_step_saves_the_archive_as_arrays(tiny_archive, tmp_path)
     assert saved["train_images"].shape == (150, 32, 32, 3) and saved["train_images"].dtype == np.uint8
     assert saved["test_images"].shape == (40, 32, 32, 3) and saved["test_labels"].shape == (40,)
     assert set(np.unique(saved["train_labels"])) == set(range(10))
+
+
+def test_analysis_time_records_each_model_of_a_run(tiny_args, tmp_path):
+    import train
+
+    args = resolve_args(
+        {**tiny_args, "small_run": True, "models": ["lenet"], "analysis": False, "run_name": "r"}
+    )
+    run_path = train.run_pipeline(args)
+    assert not (tmp_path / "runs" / "r" / "lenet" / "analysis.json").exists()
+    out = tmp_path / "analysis.json"
+    record = analysis_time.main(["--data", tiny_args["data_path"], "--runs", run_path, "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(record))
+    (model,) = record["models"]
+    assert model["model"] == "lenet" and model["run"] == "r" and model["test_images"] == 40
+    assert model["seconds"]["total"] > 0 and model["within_budget"] is True
+    assert set(model["f1"]) == set(cifar.CLASS_NAMES) and model["calibration"]["temperature"] > 0
+    assert model["test_accuracy_at_evaluation"] == pytest.approx(model["top1_accuracy"])
+    assert (tmp_path / "runs" / "r" / "lenet" / "analysis.json").is_file()

@@ -3,15 +3,9 @@ import re
 
 import pytest
 
-from utils.config import (
-    DEFAULTS,
-    SETTINGS,
-    describe_args_markdown,
-    load_config_file,
-    parse_override,
-    resolve_args,
-)
+from utils.config import load_config_file, parse_override, resolve_args
 from utils.errors import ConfigError
+from utils.settings import DEFAULTS, SETTINGS, describe_args_markdown
 
 
 def test_defaults_validate_and_are_copied():

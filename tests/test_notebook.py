@@ -35,9 +35,24 @@ def test_notebook_runs_top_to_bottom(tiny_archive, tmp_path):
     assert list(metrics) == ["custom_cnn", "lenet", "fast_cnn", "vgg16"]
     assert all(0 <= row["test_accuracy"] <= 1 for row in metrics.values())
     for name in metrics:
-        assert (run_dir / name / "best.keras").is_file() and (run_dir / name / "curves.png").is_file()
+        for file in (
+            "best.keras",
+            "curves.png",
+            "analysis.json",
+            "confusion.png",
+            "reliability.png",
+            "gradcam.png",
+        ):
+            assert (run_dir / name / file).is_file(), (name, file)
     assert read_json(str(run_dir / "vgg16" / "state.json"))["phases"]["fine_tune"]["done"]
-    for figure in ("samples.png", "augmentation.png", "curves_overlay.png", "predictions.png"):
+    for figure in (
+        "samples.png",
+        "augmentation.png",
+        "curves_overlay.png",
+        "predictions.png",
+        "per_class_f1.png",
+    ):
         assert (run_dir / figure).is_file()
     text = executed.read_text()
     assert "Best model:" in text and "wins by" in text
+    assert "transfer learning helps most on" in text and "Most robust to the corruptions" in text

@@ -1,6 +1,6 @@
 import os
 
-from utils.config import describe_args_markdown
+from utils.settings import describe_args_markdown
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -49,6 +49,10 @@ def test_train_script_runs_the_pipeline(tiny_archive, tmp_path):
     assert set(metrics) == {"custom_cnn", "lenet"}
     assert metrics["lenet"]["epochs"] == 1
     assert (run_dir / "comparison.md").read_text() in result.stdout
+    assert (run_dir / "analysis.md").read_text() in result.stdout
+    for name in ("custom_cnn", "lenet"):
+        for file in ("analysis.json", "calibration.json", "confusion.png", "reliability.png", "gradcam.png"):
+            assert (run_dir / name / file).is_file(), (name, file)
 
 
 def test_train_script_reports_bad_args_clearly(tmp_path):
@@ -71,6 +75,15 @@ def test_evaluate_reloads_an_earlier_run(tiny_archive, tmp_path):
     after = read_json(str(run_dir / "metrics.json"))["lenet"]
     assert after["test_accuracy"] == before["test_accuracy"]
     assert after["test_loss"] == pytest.approx(before["test_loss"], rel=1e-5)
+    assert (run_dir / "lenet" / "analysis.json").is_file() and (run_dir / "robustness.png").is_file()
+    report = run_train("--report", str(tmp_path / "runs"), cwd=tmp_path)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "| lenet | first |" in report.stdout and (tmp_path / "runs" / "report.png").is_file()
+
+
+def test_report_of_a_folder_without_runs(tmp_path):
+    result = run_train("--report", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2 and "holds no finished run" in result.stderr
 
 
 def test_evaluate_refuses_a_folder_without_run(tmp_path):

@@ -26,3 +26,11 @@ class UnknownModelError(ProjectError, KeyError):
 
     def __str__(self):
         return str(self.args[0])
+
+
+class ModelFileError(ProjectError):
+    """A saved model file is missing or cannot be loaded."""
+
+
+class ImageFileError(ProjectError):
+    """An image file to classify is missing, unreadable or not an image."""

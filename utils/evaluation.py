@@ -50,11 +50,16 @@ def loss_and_accuracy(probabilities, labels):
 
 def evaluate(trained, test_dataset):
     """One comparison row for a `TrainedModel`, evaluated on the test set (plain and with flip TTA)."""
+    return evaluate_and_predict(trained, test_dataset)[0]
+
+
+def evaluate_and_predict(trained, test_dataset):
+    """(comparison row, test-set probabilities without TTA), so the analysis needs no second pass."""
     start = time.perf_counter()
     plain, mirrored, labels = _forward(trained.model, test_dataset, mirror=True)
     loss, accuracy = loss_and_accuracy(plain, labels)
     _, accuracy_tta = loss_and_accuracy((plain + mirrored) / 2, labels)
-    return {
+    row = {
         "model": trained.name,
         "test_loss": loss,
         "test_accuracy": accuracy,
@@ -64,6 +69,7 @@ def evaluate(trained, test_dataset):
         "train_seconds": round(trained.train_seconds, 1),
         "eval_seconds": round(time.perf_counter() - start, 1),
     }
+    return row, plain
 
 
 def markdown_table(rows):

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from models import build_model
 from models.pretrained import BACKBONES, OFFLINE_BACKBONE, with_offline_fallback
+from utils.analysis import analyse_model
 from utils.data import IMAGE_SHAPE, NUM_CLASSES, Cifar10
 from utils.errors import RunFolderError
 from utils.pipeline import make_augmenter, make_dataset
@@ -82,6 +83,20 @@ def build_for_run(name, args):
 def train_one(model, datasets, args, run, extra_callbacks=()):
     """Train a model built by `build_for_run` into its run sub-folder, resuming if interrupted."""
     return train_model(model.name, model, datasets, args, run.model_dir(model.name), extra_callbacks)
+
+
+def analyse_trained(trained, data, run, args, test_probabilities=None):
+    """The analysis of one trained model (utils.analysis) into its run sub-folder."""
+    return analyse_model(
+        trained.model,
+        trained.name,
+        data,
+        run.model_dir(trained.name),
+        batch_size=args["batch_size"],
+        seed=args["seed"],
+        robustness_per_class=args["robustness_per_class"],
+        test_probabilities=test_probabilities,
+    )
 
 
 def save_curves(trained, run):

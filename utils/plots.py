@@ -7,9 +7,12 @@ import numpy as np
 
 
 def image_grid(images, titles, columns=8, title_colors=None, suptitle=None):
-    """A grid of uint8-range images with a title over each, and an optional figure title."""
+    """A grid of uint8-range images with a title over each (rows grow with its lines), and an
+    optional figure title."""
     rows = math.ceil(len(images) / columns)
-    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.8 * rows), squeeze=False)
+    title_lines = max(title.count("\n") + 1 for title in titles)
+    row_height = 1.6 + 0.3 * title_lines
+    figure, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, row_height * rows), squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index < len(images):

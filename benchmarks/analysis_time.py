@@ -1,0 +1,98 @@
+"""Analysis benchmark: the whole analysis of each model of finished runs, timed, as one JSON record.
+
+    python benchmarks/analysis_time.py --data PATH --runs runs/fast runs/custom \\
+        --out benchmarks/results/analysis_full.json
+
+For every model of every run folder (trained by train.py or the notebook), the analysis of
+`utils.analysis` runs on the run's test set, from its own forward pass (nothing reused from
+evaluation), and writes its tables and figures into the run folder as train.py does. The
+record has each model's time per part against the budget, and its findings: top-1/top-3
+accuracy, per-class F1, ECE and NLL before and after temperature scaling, and accuracy under
+every corruption.
+"""
+
+import argparse
+import os
+import resource
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.time_to_accuracy import machine_description  # noqa: E402
+from utils import data as cifar  # noqa: E402
+from utils.config import resolve_args  # noqa: E402
+from utils.environment import prepare_session  # noqa: E402
+from utils.experiment import analyse_trained, load_run_models  # noqa: E402
+from utils.runs import RunFolder, read_json, read_run_args, write_json  # noqa: E402
+
+BUDGET_SECONDS = 120  # the whole analysis of one model on the 10,000 test images
+
+
+def parse_command_line(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="CIFAR-10 archive or folder the runs were trained on")
+    parser.add_argument("--runs", nargs="+", required=True, help="finished run folders")
+    parser.add_argument("--out", required=True, help="JSON record to write")
+    return parser.parse_args(argv)
+
+
+def findings(summary):
+    """What a reader of the record needs from one analysis (the confusion matrix left out)."""
+    per_class = summary["per_class"]
+    return {
+        "top1_accuracy": per_class["top1_accuracy"],
+        "top3_accuracy": per_class["top3_accuracy"],
+        "f1": per_class["f1"],
+        "most_confused": per_class["most_confused"],
+        "calibration": summary["calibration"],
+        "robustness": summary["robustness"],
+        "gradcam": summary["gradcam"],
+    }
+
+
+def analyse_run(run_path, data_path):
+    """Timed analysis of every model of one finished run."""
+    args = resolve_args({**read_run_args(run_path), "data_path": data_path})
+    policy = prepare_session(args)
+    data = cifar.prepare_data(args)
+    run = RunFolder(run_path, resumed=True)
+    metrics = read_json(run.file("metrics.json"), default={})
+    results = []
+    for trained in load_run_models(run_path):
+        summary = analyse_trained(trained, data, run, args)
+        results.append(
+            {
+                "model": trained.name,
+                "run": os.path.basename(os.path.normpath(run_path)),
+                "preset": args["preset"],
+                "epochs": len(trained.history.get("epoch", [])),
+                "train_images": len(data.train),
+                "validation_images": 0 if data.validation is None else len(data.validation),
+                "test_images": len(data.test),
+                "precision": str(policy),
+                "batch_size": args["batch_size"],
+                "test_accuracy_at_evaluation": metrics.get(trained.name, {}).get("test_accuracy"),
+                "seconds": summary["seconds"],
+                "within_budget": summary["seconds"]["total"] <= BUDGET_SECONDS,
+                **findings(summary),
+            }
+        )
+        print(f"{trained.name}: analysis in {summary['seconds']['total']:.1f} s {summary['seconds']}")
+    return results
+
+
+def main(argv=None):
+    options = parse_command_line(argv)
+    models = [result for run in options.runs for result in analyse_run(run, options.data)]
+    record = {
+        "budget_seconds": BUDGET_SECONDS,
+        "models": models,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "machine": machine_description(),
+    }
+    write_json(options.out, record)
+    return record
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Classify your own images: `python predict.py photo.jpg folder/ --model RUN/MODEL/best.keras`.
+
+PNG and JPEG files of any size are resized to 32x32 with anti-aliasing; the top-3 classes are
+printed with their probabilities, calibrated by the temperature fitted for the model when its
+run folder has one. A missing, unreadable or non-image file gets a one-line error naming it and
+the other files are still classified (exit status 1 then; 2 when the model cannot be loaded).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from utils.errors import ProjectError  # noqa: E402
+from utils.prediction import classify_files, load_classifier  # noqa: E402
+
+
+def parse_command_line(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "paths", nargs="+", metavar="IMAGE_OR_FOLDER", help="PNG/JPEG files or folders of them"
+    )
+    parser.add_argument("--model", required=True, help="a saved model, e.g. runs/NAME/custom_cnn/best.keras")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
+    parser.add_argument("--top", type=int, default=3, help="how many classes to print per image")
+    options = parser.parse_args(argv)
+    if not 1 <= options.top <= 10:
+        parser.error(f"--top {options.top}: expected a number of classes from 1 to 10")
+    return options
+
+
+def print_lines(predictions):
+    for prediction in predictions:
+        classes = ", ".join(f"{top['class']} {100 * top['probability']:.1f}%" for top in prediction["top"])
+        print(f"{prediction['path']}: {classes}")
+
+
+def main(argv=None):
+    options = parse_command_line(argv)
+    try:
+        classifier = load_classifier(options.model)
+    except ProjectError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    predictions, errors = classify_files(classifier, options.paths, options.top)
+    for error in errors:
+        print(f"error: {error['error']}", file=sys.stderr)
+    if options.json:
+        document = {"model": options.model, "temperature": classifier.temperature}
+        print(json.dumps({**document, "predictions": predictions, "errors": errors}, indent=1))
+    else:
+        print_lines(predictions)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Classify your own image files with a saved model: any size of PNG or JPEG, resized to 32x32."""
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+import models  # noqa: F401  (registers the custom layers a saved model needs)
+from utils.analysis import saved_temperature
+from utils.calibration import apply_temperature
+from utils.data import CLASS_NAMES, IMAGE_SHAPE
+from utils.errors import ImageFileError, ModelFileError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+@dataclasses.dataclass
+class Classifier:
+    """A saved model and the temperature fitted for it (None: probabilities as trained)."""
+
+    model: keras.Model
+    temperature: float | None
+
+    def probabilities(self, images):
+        raw = np.asarray(self.model.predict(images.astype(np.float32), verbose=0), np.float64)
+        return raw if self.temperature is None else apply_temperature(raw, self.temperature)
+
+
+def load_classifier(model_path):
+    """The model saved at `model_path` (a .keras file), with the temperature in its folder."""
+    if not os.path.isfile(model_path):
+        raise ModelFileError(f"Model file {model_path} does not exist; pass a run's <model>/best.keras.")
+    try:
+        model = keras.models.load_model(model_path, compile=False)
+    except Exception as error:  # Keras raises many kinds of errors for a broken file
+        raise ModelFileError(
+            f"Model file {model_path} could not be loaded as a Keras model: {error}"
+        ) from error
+    return Classifier(model, saved_temperature(os.path.dirname(model_path)))
+
+
+def image_files(paths):
+    """The given files, and the PNG/JPEG files directly inside the given folders, in order."""
+    files = []
+    for path in paths:
+        if os.path.isdir(path):
+            names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_EXTENSIONS))
+            files += [os.path.join(path, name) for name in names]
+        else:
+            files.append(path)
+    return files
+
+
+def load_image(path, size=IMAGE_SHAPE[:2]):
+    """An RGB uint8 array of the image at `path`, resized to `size` with anti-aliasing.
+
+    Raises:
+        ImageFileError: naming the file, when it is missing, not an image, or damaged.
+    """
+    if not os.path.isfile(path):
+        raise ImageFileError(f"{path}: no such file")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            rgb = image.convert("RGB")
+    except UnidentifiedImageError:
+        raise ImageFileError(f"{path}: not an image file that can be read (PNG or JPEG)") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageFileError(f"{path}: damaged image ({error})") from None
+    return np.asarray(rgb.resize(size[::-1], Image.Resampling.LANCZOS, reducing_gap=3.0))
+
+
+def top_classes(probabilities, count=3):
+    """[(class name, probability)] of the `count` most probable classes, most probable first."""
+    order = np.argsort(-probabilities, kind="stable")[:count]
+    return [(CLASS_NAMES[index], float(probabilities[index])) for index in order]
+
+
+def classify_files(classifier, paths, count=3):
+    """Classify every readable image among `paths` (files or folders).
+
+    Returns:
+        ([{"path", "top": [{"class", "probability"}]}], [{"path", "error"}]).
+    """
+    loaded, errors = [], []
+    for path in image_files(paths):
+        try:
+            loaded.append((path, load_image(path)))
+        except ImageFileError as error:
+            errors.append({"path": path, "error": str(error)})
+    predictions = []
+    if loaded:
+        probabilities = classifier.probabilities(np.stack([image for _, image in loaded]))
+        for (path, _), row in zip(loaded, probabilities):
+            top = [{"class": name, "probability": p} for name, p in top_classes(row, count)]
+            predictions.append({"path": path, "top": top})
+    return predictions, errors

@@ -1,0 +1,397 @@
+"""The `args` keys: default, accepted values and meaning of each, and the named recipes.
+
+Every setting of a run lives in one flat `args` dict. `SETTINGS` below is the one source
+of truth for its keys; the notebook shows it and overrides a few keys, `train.py` overrides
+keys from the command line, and `utils.config.resolve_args` validates and merges them.
+"""
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any
+
+NoneType = type(None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One `args` key: its default, accepted types, extra check and meaning."""
+
+    default: Any
+    types: tuple
+    doc: str
+    check: Callable[[Any], bool] = lambda value: True
+    accepted: str = ""
+
+    def describe_accepted(self):
+        """The accepted values in words, for error messages and the README."""
+        if self.accepted:
+            return self.accepted
+        return " or ".join(_type_name(kind) for kind in self.types)
+
+
+def _type_name(kind):
+    return {NoneType: "null", bool: "true/false", int: "an integer", float: "a number"}.get(
+        kind, kind.__name__
+    )
+
+
+def _between(low, high, *, low_open=False):
+    """A check that a number lies in [low, high], or (low, high] with `low_open`."""
+
+    def check(value):
+        if value is None:
+            return True
+        return (low < value if low_open else low <= value) and value <= high
+
+    return check
+
+
+def _one_of(*choices):
+    return lambda value: value in choices
+
+
+def _model_names(value):
+    return isinstance(value, list) and len(value) > 0 and all(isinstance(n, str) for n in value)
+
+
+SETTINGS = {
+    # --- data -----------------------------------------------------------------
+    "data_path": Setting(
+        None,
+        (str, NoneType),
+        "Local CIFAR-10: `cifar-10-python.tar.gz` or its extracted `cifar-10-batches-py` "
+        "folder. null: the `CIFAR10_DATA` environment variable, else download with Keras.",
+    ),
+    "val_fraction": Setting(
+        0.1,
+        (float, int),
+        "Fraction of the training set held out (stratified) for validation; 0 trains on all 50,000 images.",
+        _between(0, 0.5),
+        "a number in [0, 0.5]",
+    ),
+    "small_run": Setting(
+        False,
+        (bool,),
+        "Tiny data (50 train / 20 test images per class) and one epoch per phase "
+        "(overrides epochs): the whole pipeline in seconds, for tests and quick checks.",
+    ),
+    # --- augmentation (training only; off at inference) ------------------------
+    "augment_flip": Setting(
+        True,
+        (bool, str),
+        'Horizontal flip: true flips each image at random; "alternating" flips a fixed random half of '
+        "the images on even epochs and the other half on odd epochs (every image seen both ways in two "
+        "epochs).",
+        lambda value: isinstance(value, bool) or value == "alternating",
+        'true, false or "alternating"',
+    ),
+    "augment_translate": Setting(
+        0.125,
+        (float, int),
+        "Random translation as a fraction of the image side (0.125 = up to 4 pixels); 0 turns it off.",
+        _between(0, 0.5),
+        "a number in [0, 0.5]",
+    ),
+    "augment_erasing": Setting(
+        0.0,
+        (float, int),
+        "Probability of random erasing (cutout) per image; 0 turns it off.",
+        _between(0, 1),
+        "a probability in [0, 1]",
+    ),
+    "augment_randaugment": Setting(False, (bool,), "RandAugment (2 random ops per image)."),
+    "label_smoothing": Setting(
+        0.1,
+        (float, int),
+        "Label smoothing of the one-hot targets.",
+        _between(0, 0.5),
+        "a number in [0, 0.5]",
+    ),
+    # --- models -----------------------------------------------------------------
+    "models": Setting(
+        ["custom_cnn", "lenet", "vgg16"],
+        (list,),
+        "Registered model names to train and compare, in order (see `models.available_models()`).",
+        _model_names,
+        "a non-empty list of model names",
+    ),
+    "model_options": Setting(
+        {},
+        (dict,),
+        "Extra keyword options per model name, e.g. "
+        '{"custom_cnn": {"width": 96}}; checked against the builder\'s signature.',
+    ),
+    "weights": Setting(
+        "imagenet",
+        (str, NoneType),
+        'Pretrained models: "imagenet" (download), a local '
+        "weights file (.h5 / .weights.h5), or null for random initialisation.",
+    ),
+    "offline_fallback": Setting(
+        False,
+        (bool,),
+        'With weights "imagenet": replace each keras.applications backbone whose ImageNet weights '
+        "are neither in Keras's cache nor downloadable by efficientnet_lite0, whose weights "
+        "install with the requirements (the notebook turns this on).",
+    ),
+    "image_size": Setting(
+        32,
+        (int,),
+        "Pretrained models: side in pixels that CIFAR's 32x32 images are resized "
+        "to inside the model (bigger is slower and usually more accurate).",
+        _between(32, 512),
+        "an integer in [32, 512]",
+    ),
+    # --- optimizer and schedule ------------------------------------------------
+    "optimizer": Setting(
+        "sgd",
+        (str,),
+        "Optimizer: sgd (Nesterov momentum), adam, adamw or rmsprop.",
+        _one_of("sgd", "adam", "adamw", "rmsprop"),
+        '"sgd", "adam", "adamw" or "rmsprop"',
+    ),
+    "learning_rate": Setting(
+        0.05,
+        (float, int),
+        "Peak learning rate.",
+        _between(0, 10, low_open=True),
+        "a number in (0, 10]",
+    ),
+    "momentum": Setting(
+        0.9,
+        (float, int),
+        "Momentum of sgd and rmsprop.",
+        _between(0, 0.999),
+        "a number in [0, 0.999]",
+    ),
+    # Keras decays decoupled: each step shrinks weights by weight_decay * lr. The usual PyTorch
+    # 5e-4 (added to the gradient, then amplified 1 / (1 - 0.9) by momentum) shrinks them by
+    # 5e-4 * lr * 10 per step, hence 5e-3 here.
+    "weight_decay": Setting(
+        5e-3,
+        (float, int),
+        "Decoupled weight decay: each step shrinks weights by weight_decay * learning rate (0 turns it off).",
+        _between(0, 1),
+        "a number in [0, 1]",
+    ),
+    "lr_schedule": Setting(
+        "warmup_cosine",
+        (str,),
+        "Learning-rate schedule: constant, cosine (decay to 0 over training), warmup_cosine "
+        "(linear warmup, then cosine decay) or warmup_linear (linear warmup, then linear decay to 0).",
+        _one_of("constant", "cosine", "warmup_cosine", "warmup_linear"),
+        '"constant", "cosine", "warmup_cosine" or "warmup_linear"',
+    ),
+    "warmup_epochs": Setting(
+        1.0,
+        (float, int),
+        "Epochs of linear warmup for warmup_cosine.",
+        _between(0, 100),
+        "a number in [0, 100]",
+    ),
+    # --- training ---------------------------------------------------------------
+    "epochs": Setting(
+        20,
+        (int,),
+        "Training epochs (head phase for pretrained models).",
+        _between(1, 10_000),
+        "an integer >= 1",
+    ),
+    "batch_size": Setting(128, (int,), "Images per training step.", _between(1, 65_536), "an integer >= 1"),
+    "fine_tune_layers": Setting(
+        4,
+        (int, str),
+        "Pretrained models: weighted layers at the top of the base unfrozen for "
+        'fine-tuning ("all" for every layer, 0 for none); BatchNorm stays frozen.',
+        lambda v: v == "all" or (isinstance(v, int) and v >= 0),
+        'an integer >= 0 or "all"',
+    ),
+    "fine_tune_epochs": Setting(
+        10, (int,), "Fine-tuning epochs after the head phase.", _between(0, 10_000), "an integer >= 0"
+    ),
+    "fine_tune_lr_factor": Setting(
+        0.05,
+        (float, int),
+        "Fine-tuning learning rate = learning_rate * this factor (10-100x lower is usual).",
+        _between(0, 1, low_open=True),
+        "a number in (0, 1]",
+    ),
+    "fine_tune_backbone_lr_factor": Setting(
+        1.0,
+        (float, int),
+        "Fine-tuning: the unfrozen backbone layers learn at this factor times the head's rate "
+        "(below 1 moves the pretrained weights more gently).",
+        _between(0, 1, low_open=True),
+        "a number in (0, 1]",
+    ),
+    "precision": Setting(
+        "auto",
+        (str,),
+        "Compute precision: auto (mixed_bfloat16 on CPUs with AVX512-BF16/AMX, "
+        "mixed_float16 on GPUs of compute capability 7.0+, else float32), float32, "
+        "mixed_bfloat16 or mixed_float16.",
+        _one_of("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+        '"auto", "float32", "mixed_bfloat16" or "mixed_float16"',
+    ),
+    "jit_compile": Setting(
+        "auto",
+        (str, bool),
+        "Compile train steps with XLA: auto (off on CPUs, where it measured slower; Keras's "
+        "choice on GPUs), true or false.",
+        lambda value: value in ("auto", True, False),
+        '"auto", true or false',
+    ),
+    # --- callbacks ------------------------------------------------------------
+    "checkpoint": Setting(
+        True,
+        (bool,),
+        "Save the best model (by the monitored metric) as best.keras and restore it before testing.",
+    ),
+    "early_stopping_patience": Setting(
+        None,
+        (int, NoneType),
+        "Epochs without improvement before stopping (null: off).",
+        _between(1, 10_000),
+        "an integer >= 1 or null",
+    ),
+    "reduce_lr_patience": Setting(
+        None,
+        (int, NoneType),
+        "Epochs without improvement before the learning rate is "
+        "reduced (null: off; needs lr_schedule constant).",
+        _between(1, 10_000),
+        "an integer >= 1 or null",
+    ),
+    "reduce_lr_factor": Setting(
+        0.2,
+        (float, int),
+        "Factor of each ReduceLROnPlateau reduction.",
+        _between(0, 1, low_open=True),
+        "a number in (0, 1)",
+    ),
+    "tensorboard": Setting(False, (bool,), "Write TensorBoard logs to <run>/<model>/tensorboard."),
+    "backup_and_restore": Setting(
+        True,
+        (bool,),
+        "Back up each epoch so an interrupted run resumes where it stopped "
+        "when the same command is run again.",
+    ),
+    "terminate_on_nan": Setting(True, (bool,), "Stop training when the loss becomes NaN."),
+    "verbose": Setting(
+        1,
+        (int,),
+        "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.",
+        _one_of(0, 1, 2),
+        "0, 1 or 2",
+    ),
+    # --- analysis (after testing) ------------------------------------------------
+    "analysis": Setting(
+        True,
+        (bool,),
+        "After testing, analyse each model into its run folder: confusion matrix and per-class "
+        "scores, calibration with a temperature fitted on the validation split, accuracy under "
+        "image corruptions, Grad-CAM heat maps.",
+    ),
+    "robustness_per_class": Setting(
+        200,
+        (int, NoneType),
+        "Test images per class on which accuracy under corruptions is measured (the first of each "
+        "class; 200 keeps the analysis of a model within about a minute on 2 CPU cores); null: all.",
+        _between(1, 10_000),
+        "an integer >= 1 or null",
+    ),
+    # --- output -----------------------------------------------------------------
+    "output_dir": Setting("runs", (str,), "Folder that holds one sub-folder per run."),
+    "run_name": Setting(
+        None,
+        (str, NoneType),
+        "Name of this run's folder; null: a time stamp, or the "
+        "unfinished run with identical args, which is then resumed.",
+    ),
+    "mount_drive": Setting(False, (bool,), "Colab only: mount Google Drive and write output_dir there."),
+    "seed": Setting(42, (int,), "Seed of every random generator (data split, init, augmentation)."),
+    "feature_cache": Setting(
+        True,
+        (bool,),
+        "Pretrained models with every augmentation off: train the head on backbone features "
+        "computed once and cached (seconds per epoch); with augmentation the backbone runs every step.",
+    ),
+    "feature_cache_dir": Setting("cache/features", (str,), "Folder of the cached backbone features."),
+    "lookahead_steps": Setting(
+        None,
+        (int, NoneType),
+        "Lookahead weight averaging: every N steps the weights are pulled towards a slow copy, "
+        "more strongly as training ends, and training ends on the slow weights; null: off.",
+        _between(1, 10_000),
+        "an integer >= 1 or null",
+    ),
+    "preset": Setting(
+        None,
+        (str, NoneType),
+        "A named recipe (utils/settings.py PRESETS) applied on the defaults, under your "
+        "overrides: fast (fast_cnn, airbench-style) or original (the original project's lenet recipe).",
+        lambda value: value is None or value in PRESETS,
+        'null, "fast" or "original"',
+    ),
+}
+
+# Named recipes: each a set of args applied on the defaults before the user's overrides.
+PRESETS = {
+    # fast_cnn trained the airbench way (arXiv 2404.00498): short, large-batch, Nesterov SGD with
+    # warmup and linear decay, strong label smoothing, alternating flip + 2-pixel translation,
+    # Lookahead weight averaging; no checkpoint selection: the final (averaged) weights are tested.
+    "fast": {
+        "models": ["fast_cnn"],
+        "epochs": 10,
+        "batch_size": 1024,
+        "optimizer": "sgd",
+        # airbench's lr 11.5 and weight decay 0.0153 converted to a mean loss and Keras's decoupled
+        # weight decay: airbench's SGD steps are lr 11.5 / 7850 on a loss summed over 1024 images
+        # (1.5 on the mean), and its weights shrink by 0.0153 * 1024 / 7850 * schedule per step,
+        # amplified 1 / (1 - 0.85) by momentum: 0.0133 * schedule = 1.5 * schedule * 0.0089.
+        "learning_rate": 1.5,
+        "momentum": 0.85,
+        "weight_decay": 0.0089,
+        "lr_schedule": "warmup_linear",
+        "warmup_epochs": 2.0,
+        "label_smoothing": 0.2,
+        "augment_flip": "alternating",
+        "augment_translate": 0.0625,
+        "lookahead_steps": 5,
+        "checkpoint": False,
+    },
+    # The original project's recipe, for comparisons: lenet, Adam 1e-3, batch 32, float32, no
+    # augmentation, ReduceLROnPlateau (1/3, patience 3) and EarlyStopping (patience 10) on val_loss.
+    # Its Adam decay of 1e-6 per step changes the rate by under 8% in 50 epochs and is left out.
+    "original": {
+        "models": ["lenet"],
+        "epochs": 50,
+        "batch_size": 32,
+        "optimizer": "adam",
+        "learning_rate": 1e-3,
+        "weight_decay": 0.0,
+        "lr_schedule": "constant",
+        "label_smoothing": 0.0,
+        "augment_flip": False,
+        "augment_translate": 0.0,
+        "precision": "float32",
+        "reduce_lr_patience": 3,
+        "reduce_lr_factor": 1 / 3,
+        "early_stopping_patience": 10,
+    },
+}
+
+DEFAULTS = {key: setting.default for key, setting in SETTINGS.items()}
+
+SMALL_RUN_TRAIN_PER_CLASS = 50
+SMALL_RUN_TEST_PER_CLASS = 20
+
+
+def describe_args_markdown():
+    """The args reference as a markdown table (kept in the README)."""
+    rows = ["| key | default | accepted | meaning |", "| --- | --- | --- | --- |"]
+    for key, setting in SETTINGS.items():
+        default = json.dumps(setting.default)
+        rows.append(f"| `{key}` | `{default}` | {setting.describe_accepted()} | {setting.doc} |")
+    return "\n".join(rows)
