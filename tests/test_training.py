@@ -141,7 +141,7 @@ def test_constant_and_cosine_schedules():
     assert float(cosine(50)) == pytest.approx(0.05, rel=1e-3)
 
 
-@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop"])
+@pytest.mark.parametrize("name", ["sgd", "adam", "amsgrad", "adamw", "rmsprop"])
 def test_weight_decay_shrinks_kernels_but_not_batchnorm(name):
     from utils.training import make_optimizer
 
@@ -199,7 +199,7 @@ def test_lookahead_pulls_weights_back_more_strongly_as_training_ends():
     assert all(a < b for a, b in zip(pulls, pulls[1:]))
 
 
-@pytest.mark.parametrize("name", ["sgd", "adam", "adamw", "rmsprop"])
+@pytest.mark.parametrize("name", ["sgd", "adam", "amsgrad", "adamw", "rmsprop"])
 def test_rate_factors_scale_single_variables_steps(name):
     from utils.training import make_optimizer
 
@@ -225,3 +225,11 @@ def test_fine_tune_rate_factors_cover_exactly_the_unfrozen_backbone():
     assert set(factors.values()) == {0.1}
     head_paths = {w.path for w in model.get_layer("predictions").weights}
     assert not head_paths & set(factors)
+
+
+def test_amsgrad_is_adam_with_the_running_maximum():
+    from utils.training import make_optimizer
+
+    amsgrad = make_optimizer(resolve_args({"optimizer": "amsgrad"}), 0.1)
+    adam = make_optimizer(resolve_args({"optimizer": "adam"}), 0.1)
+    assert isinstance(amsgrad, keras.optimizers.Adam) and amsgrad.amsgrad and not adam.amsgrad

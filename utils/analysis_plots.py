@@ -28,7 +28,7 @@ def confusion_figure(matrix, class_names, model_name):
 
 def reliability_figure(panels, model_name):
     """Accuracy against confidence per bin, one panel per (title, (counts, confidence,
-    accuracy), ECE); bars below the diagonal are over-confident."""
+    accuracy), ECE); a hatched gap above a bar is over-confidence, inside it under-confidence."""
     figure, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8), squeeze=False)
     width = 1 / ECE_BINS
     centers = (np.arange(ECE_BINS) + 0.5) * width
@@ -40,9 +40,10 @@ def reliability_figure(panels, model_name):
             confidence[filled] - accuracy[filled],
             bottom=accuracy[filled],
             width=width,
-            color="tab:red",
-            alpha=0.35,
-            label="gap to confidence",
+            fill=False,
+            hatch="///",
+            edgecolor="tab:red",
+            label="gap: confidence - accuracy",
         )
         axis.plot([0, 1], [0, 1], "k--", label="perfect calibration")
         axis.set_xlim(0, 1)
@@ -73,6 +74,7 @@ def robustness_figure(results):
         axis.set_xlabel("severity (0 = clean)")
         axis.grid(alpha=0.3)
     axes[0].set_ylabel("test accuracy (%)")
+    axes[0].set_ylim(0, 100)
     handles, labels = axes[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncols=min(len(results), 5), fontsize=9)
     figure.tight_layout(rect=(0, 0.1, 1, 1))

@@ -147,9 +147,10 @@ SETTINGS = {
     "optimizer": Setting(
         "sgd",
         (str,),
-        "Optimizer: sgd (Nesterov momentum), adam, adamw or rmsprop.",
-        _one_of("sgd", "adam", "adamw", "rmsprop"),
-        '"sgd", "adam", "adamw" or "rmsprop"',
+        "Optimizer: sgd (Nesterov momentum), adam, amsgrad (Adam with the AMSGrad maximum of past "
+        "second moments, as the original project offered), adamw or rmsprop.",
+        _one_of("sgd", "adam", "amsgrad", "adamw", "rmsprop"),
+        '"sgd", "adam", "amsgrad", "adamw" or "rmsprop"',
     ),
     "learning_rate": Setting(
         0.05,

@@ -109,6 +109,7 @@ def make_optimizer(args, learning_rate, rate_factors=None):
     constructors = {
         "sgd": lambda: FactorSGD(momentum=float(args["momentum"]), nesterov=True, **common),
         "adam": lambda: FactorAdam(**common),
+        "amsgrad": lambda: FactorAdam(amsgrad=True, **common),
         "adamw": lambda: FactorAdamW(**common),
         "rmsprop": lambda: FactorRMSprop(momentum=float(args["momentum"]), **common),
     }
