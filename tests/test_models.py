@@ -200,8 +200,8 @@ def test_offline_fallback_keeps_a_backbone_whose_weights_keras_has_cached(monkey
 
 def test_offline_fallback_is_applied_only_when_args_ask(monkeypatch, tmp_path, capsys):
     _offline(monkeypatch, tmp_path)
-    args = resolve_args({"models": ["lenet", "vgg16"]})
+    args = resolve_args({"models": ["lenet", "vgg16"], "offline_fallback": False})
     assert apply_offline_fallback(args)["models"] == ["lenet", "vgg16"]
     fallback = apply_offline_fallback({**args, "offline_fallback": True})
     assert fallback["models"] == ["lenet", "efficientnet_lite0"]
-    assert "vgg16: training efficientnet_lite0 instead" in capsys.readouterr().out
+    assert "vgg16 replaced by efficientnet_lite0: its ImageNet weights are not in" in capsys.readouterr().out

@@ -107,3 +107,22 @@ def test_missing_weights_stop_before_any_training(tiny_archive, tmp_path):
     )
     assert result.returncode == 2 and "'/nowhere/vgg16.h5' does not exist" in result.stderr
     assert not (tmp_path / "runs" / "early" / "lenet").exists()
+
+
+def test_defaults_run_to_the_end_offline(tiny_archive, tmp_path, monkeypatch, capsys):
+    """The README's main command without internet: vgg16's weights cannot be had, so the
+    offline backbone takes its place and says why."""
+    import train
+    from models import pretrained
+
+    def unreachable(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(pretrained.socket, "create_connection", unreachable)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.chdir(tmp_path)
+    arguments = ["--set", f"data_path={tiny_archive}", "--set", "small_run=true", "--set", "run_name=offline"]
+    assert train.main([*arguments, "--set", "verbose=0"]) == 0
+    metrics = read_json(str(tmp_path / "runs" / "offline" / "metrics.json"))
+    assert list(metrics) == ["custom_cnn", "lenet", "efficientnet_lite0"]
+    assert "vgg16 replaced by efficientnet_lite0: its ImageNet weights are not in" in capsys.readouterr().out

@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from models import build_model
-from models.pretrained import BACKBONES, OFFLINE_BACKBONE, with_offline_fallback
+from models.pretrained import BACKBONES, OFFLINE_BACKBONE, WEIGHTS_HOST, with_offline_fallback
 from utils.analysis import analyse_model
 from utils.data import IMAGE_SHAPE, NUM_CLASSES, Cifar10
 from utils.errors import RunFolderError
@@ -62,9 +62,12 @@ def apply_offline_fallback(args):
     if not args["offline_fallback"]:
         return args
     models, replaced = with_offline_fallback(args["models"], args["weights"])
-    if replaced:
-        names = ", ".join(replaced)
-        print(f"No ImageNet weights to be had for {names}: training {OFFLINE_BACKBONE} instead.")
+    for name in replaced:
+        print(
+            f"{name} replaced by {OFFLINE_BACKBONE}: its ImageNet weights are not in Keras's cache "
+            f"and {WEIGHTS_HOST} cannot be reached, while {OFFLINE_BACKBONE}'s install with the "
+            "requirements (offline_fallback=false stops instead; weights=PATH uses a local file)."
+        )
     return {**args, "models": models}
 
 

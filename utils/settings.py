@@ -129,11 +129,11 @@ SETTINGS = {
         "weights file (.h5 / .weights.h5), or null for random initialisation.",
     ),
     "offline_fallback": Setting(
-        False,
+        True,
         (bool,),
         'With weights "imagenet": replace each keras.applications backbone whose ImageNet weights '
         "are neither in Keras's cache nor downloadable by efficientnet_lite0, whose weights "
-        "install with the requirements (the notebook turns this on).",
+        "install with the requirements, saying so; false: stop with an error instead.",
     ),
     "image_size": Setting(
         32,
