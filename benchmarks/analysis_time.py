@@ -1,14 +1,15 @@
 """Analysis benchmark: the whole analysis of each model of finished runs, timed, as one JSON record.
 
     python benchmarks/analysis_time.py --data PATH --runs runs/fast runs/custom \\
-        --out benchmarks/results/analysis_full.json
+        --out benchmarks/results/analysis_full.json [--compare-dir FOLDER]
 
 For every model of every run folder (trained by train.py or the notebook), the analysis of
 `utils.analysis` runs on the run's test set, from its own forward pass (nothing reused from
 evaluation), and writes its tables and figures into the run folder as train.py does. The
 record has each model's time per part against the budget, and its findings: top-1/top-3
 accuracy, per-class F1, ECE and NLL before and after temperature scaling, and accuracy under
-every corruption.
+every corruption. `--compare-dir` also writes the table and figures that put all analysed models
+side by side (analysis.md, per_class_f1.png, robustness.png), as a run folder has for its models.
 """
 
 import argparse
@@ -20,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
 from utils import data as cifar  # noqa: E402
+from utils.analysis import compare_analyses  # noqa: E402
 from utils.config import resolve_args  # noqa: E402
 from utils.environment import prepare_session  # noqa: E402
 from utils.experiment import analyse_trained, load_run_models  # noqa: E402
@@ -33,6 +35,7 @@ def parse_command_line(argv):
     parser.add_argument("--data", required=True, help="CIFAR-10 archive or folder the runs were trained on")
     parser.add_argument("--runs", nargs="+", required=True, help="finished run folders")
     parser.add_argument("--out", required=True, help="JSON record to write")
+    parser.add_argument("--compare-dir", help="folder for the side-by-side table and figures of all models")
     return parser.parse_args(argv)
 
 
@@ -51,15 +54,16 @@ def findings(summary):
 
 
 def analyse_run(run_path, data_path):
-    """Timed analysis of every model of one finished run."""
+    """Timed analysis of every model of one finished run: (record entries, summaries)."""
     args = resolve_args({**read_run_args(run_path), "data_path": data_path})
     policy = prepare_session(args)
     data = cifar.prepare_data(args)
     run = RunFolder(run_path, resumed=True)
     metrics = read_json(run.file("metrics.json"), default={})
-    results = []
+    results, summaries = [], []
     for trained in load_run_models(run_path):
         summary = analyse_trained(trained, data, run, args)
+        summaries.append(summary)
         results.append(
             {
                 "model": trained.name,
@@ -78,12 +82,17 @@ def analyse_run(run_path, data_path):
             }
         )
         print(f"{trained.name}: analysis in {summary['seconds']['total']:.1f} s {summary['seconds']}")
-    return results
+    return results, summaries
 
 
 def main(argv=None):
     options = parse_command_line(argv)
-    models = [result for run in options.runs for result in analyse_run(run, options.data)]
+    analysed = [analyse_run(run, options.data) for run in options.runs]
+    models = [result for results, _ in analysed for result in results]
+    if options.compare_dir:
+        os.makedirs(options.compare_dir, exist_ok=True)
+        summaries = [summary for _, run_summaries in analysed for summary in run_summaries]
+        print(compare_analyses(summaries, cifar.CLASS_NAMES, RunFolder(options.compare_dir, resumed=False)))
     record = {
         "budget_seconds": BUDGET_SECONDS,
         "models": models,

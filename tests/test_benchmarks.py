@@ -162,6 +162,26 @@ def test_tiny_throughput_writes_a_record(tiny_archive, tmp_path):
     assert record["peak_rss_mb"] > 0
 
 
+def test_tiny_throughput_of_fine_tuning(tiny_archive, tmp_path):
+    from benchmarks import throughput
+
+    out = tmp_path / "throughput.json"
+    arguments = ["--data", tiny_archive, "--model", "efficientnet_lite0", "--steps", "1", "--out", str(out)]
+    options = [
+        "--tiny",
+        "--no-xla",
+        "--fine-tune-layers",
+        "2",
+        "--set",
+        "batch_size=8",
+        "--set",
+        "weights=null",
+    ]
+    record = throughput.main(arguments + options)
+    assert record["fine_tune_layers"] == 2 and record["image_size"] == 32
+    assert all(row["train_images_per_second_pipeline"] > 0 for row in record["results"])
+
+
 def test_append_adds_seeds_to_a_record_and_refuses_mismatches(tiny_archive, tmp_path):
     out = tmp_path / "record.json"
     common = ["--data", tiny_archive, "--model", "lenet", "--out", str(out), "--tiny"]
@@ -223,7 +243,19 @@ def test_analysis_time_records_each_model_of_a_run(tiny_args, tmp_path):
     run_path = train.run_pipeline(args)
     assert not (tmp_path / "runs" / "r" / "lenet" / "analysis.json").exists()
     out = tmp_path / "analysis.json"
-    record = analysis_time.main(["--data", tiny_args["data_path"], "--runs", run_path, "--out", str(out)])
+    compare = tmp_path / "compare"
+    record = analysis_time.main(
+        [
+            "--data",
+            tiny_args["data_path"],
+            "--runs",
+            run_path,
+            "--out",
+            str(out),
+            "--compare-dir",
+            str(compare),
+        ]
+    )
     assert json.loads(out.read_text()) == json.loads(json.dumps(record))
     (model,) = record["models"]
     assert model["model"] == "lenet" and model["run"] == "r" and model["test_images"] == 40
@@ -231,3 +263,4 @@ def test_analysis_time_records_each_model_of_a_run(tiny_args, tmp_path):
     assert set(model["f1"]) == set(cifar.CLASS_NAMES) and model["calibration"]["temperature"] > 0
     assert model["test_accuracy_at_evaluation"] == pytest.approx(model["top1_accuracy"])
     assert (tmp_path / "runs" / "r" / "lenet" / "analysis.json").is_file()
+    assert "| lenet |" in (compare / "analysis.md").read_text() and (compare / "per_class_f1.png").is_file()
