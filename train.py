@@ -79,11 +79,13 @@ def run_pipeline(args):
     args = apply_offline_fallback(args)
     policy = prepare_session(args)
     run = open_run(args, output_root(args))
-    print(f"Run folder: {run.path} ({'resumed' if run.resumed else 'new'}); precision {policy}")
+    print(f"Run folder: {run.path} ({'resumed' if run.resumed else 'new'}); default precision {policy}")
     data = cifar.prepare_data(args)
     print(json.dumps(cifar.describe(data), indent=1))
     datasets = make_datasets(data, args)
     built = [build_for_run(name, args) for name in args["models"]]  # missing weights fail before training
+    for model in built:
+        print(f"{model.name}: {model.count_params():,} parameters, precision {model.dtype_policy.name}")
     trained_models = []
     for model in built:
         trained_models.append(train_one(model, datasets, args, run))

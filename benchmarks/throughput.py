@@ -16,19 +16,19 @@ import sys
 import tempfile
 import time
 
-import keras
 import tensorflow as tf
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
 from models import adapt_to_images  # noqa: E402
+from models.pretrained import get_backbone  # noqa: E402
 from utils import data as cifar  # noqa: E402
 from utils.config import parse_override, resolve_args  # noqa: E402
 from utils.environment import choose_precision, set_seed  # noqa: E402
 from utils.experiment import build_for_run, make_datasets  # noqa: E402
 from utils.runs import write_json  # noqa: E402
-from utils.training import compile_model, make_callbacks  # noqa: E402
+from utils.training import compile_model, make_callbacks, unfreeze_top  # noqa: E402
 
 
 def images_per_second(fit, images):
@@ -39,12 +39,14 @@ def images_per_second(fit, images):
     return round(images / (time.perf_counter() - start), 1)
 
 
-def measure(args, datasets, steps):
-    """Compute-only, full-pipeline and inference images/s of one configuration."""
+def measure(args, datasets, steps, fine_tune_layers=None):
+    """Compute-only, full-pipeline and inference images/s of one configuration; with
+    `fine_tune_layers`, of fine-tuning that many top layers of a pretrained backbone."""
     set_seed(args["seed"])
-    keras.mixed_precision.set_global_policy(args["precision"])
     model = build_for_run(args["models"][0], args)
     adapt_to_images(model, datasets.data.train.images)
+    if fine_tune_layers is not None:
+        unfreeze_top(get_backbone(model), fine_tune_layers)
     compile_model(model, args, args["learning_rate"])
     batch = args["batch_size"]
     images, labels = next(iter(datasets.train))
@@ -81,6 +83,11 @@ def parse_command_line(argv):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--no-xla", action="store_true", help="skip the XLA (jit_compile) measurements")
     parser.add_argument("--tiny", action="store_true", help="small_run data (for tests)")
+    parser.add_argument(
+        "--fine-tune-layers",
+        type=lambda text: text if text == "all" else int(text),
+        help='pretrained models: measure fine-tuning of this many top backbone layers ("all" for every one)',
+    )
     return parser.parse_args(argv)
 
 
@@ -100,7 +107,12 @@ def main(argv=None):
     datasets = make_datasets(cifar.prepare_data(base), base)
     policies = sorted({"float32", choose_precision("auto")})
     results = [
-        measure({**base, "precision": policy, "jit_compile": jit}, datasets, options.steps)
+        measure(
+            {**base, "precision": policy, "jit_compile": jit},
+            datasets,
+            options.steps,
+            options.fine_tune_layers,
+        )
         for policy in policies
         for jit in ((False,) if options.no_xla else (False, True))
     ]
@@ -108,6 +120,8 @@ def main(argv=None):
     record = {
         "model": options.model,
         "preset": options.preset,
+        "fine_tune_layers": options.fine_tune_layers,
+        "image_size": base["image_size"],
         "batch_size": base["batch_size"],
         "steps": options.steps,
         "results": results,

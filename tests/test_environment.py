@@ -26,3 +26,31 @@ def test_xla_is_off_on_cpus_and_left_to_keras_on_gpus(monkeypatch, gpu, expected
     monkeypatch.setattr(environment, "_gpu_compute_capability", lambda: gpu)
     assert environment.choose_jit_compile("auto") == expected
     assert environment.choose_jit_compile(True) is True
+
+
+@pytest.mark.parametrize(
+    "gpu, cpu_bf16, model, expected",
+    [
+        (None, True, "efficientnet_lite0", "float32"),  # depthwise: slower under bf16 on CPUs
+        (None, True, "custom_cnn", "mixed_bfloat16"),
+        ((8, 0), False, "efficientnet_lite0", "mixed_float16"),  # the table is for CPUs only
+    ],
+)
+def test_precision_per_model(monkeypatch, gpu, cpu_bf16, model, expected):
+    monkeypatch.setattr(environment, "_gpu_compute_capability", lambda: gpu)
+    monkeypatch.setattr(environment, "_cpu_has_bf16", lambda: cpu_bf16)
+    assert environment.choose_precision("auto", model) == expected
+    assert environment.choose_precision("mixed_bfloat16", model) == "mixed_bfloat16"
+
+
+def test_each_model_is_built_under_its_own_policy(monkeypatch):
+    from utils.config import resolve_args
+    from utils.experiment import build_for_run
+
+    monkeypatch.setattr(environment, "_gpu_compute_capability", lambda: None)
+    monkeypatch.setattr(environment, "_cpu_has_bf16", lambda: True)
+    args = resolve_args({"weights": None})
+    scratch, pretrained = build_for_run("lenet", args), build_for_run("efficientnet_lite0", args)
+    assert scratch.get_layer("block1_conv").dtype_policy.name == "mixed_bfloat16"
+    assert pretrained.get_layer("backbone").get_layer("stem_conv").dtype_policy.name == "float32"
+    assert scratch.get_layer("block1_conv").compute_dtype == "bfloat16"

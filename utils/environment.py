@@ -61,18 +61,25 @@ def _gpu_compute_capability():
     return None
 
 
-def choose_precision(requested="auto"):
-    """The precision policy for this hardware, unless `requested` names one.
+# Models that train faster in float32 than under mixed_bfloat16 on CPUs with bf16 support: their
+# depthwise convolutions have no fast bf16 kernels there (fine-tuning all layers at 64 px,
+# benchmarks/results/throughput_depthwise_finetune.json).
+CPU_FLOAT32_MODELS = frozenset({"efficientnet_lite0"})
 
-    mixed_float16 on GPUs of compute capability 7.0+, mixed_bfloat16 on CPUs with
-    AVX512-BF16 or AMX (about 2x faster than float32 on our 2-core machine), else float32.
+
+def choose_precision(requested="auto", model_name=None):
+    """The precision policy for this hardware and model, unless `requested` names one.
+
+    mixed_float16 on GPUs of compute capability 7.0+; on CPUs with AVX512-BF16 or AMX,
+    mixed_bfloat16 (about 2x faster than float32 for our convolutional networks on the 2-core
+    machine) except for the models of CPU_FLOAT32_MODELS; else float32.
     """
     if requested != "auto":
         return requested
     capability = _gpu_compute_capability()
     if capability is not None:
         return "mixed_float16" if capability >= (7, 0) else "float32"
-    return "mixed_bfloat16" if _cpu_has_bf16() else "float32"
+    return "mixed_bfloat16" if _cpu_has_bf16() and model_name not in CPU_FLOAT32_MODELS else "float32"
 
 
 def choose_jit_compile(requested="auto"):
@@ -87,7 +94,8 @@ def choose_jit_compile(requested="auto"):
 
 
 def prepare_session(args):
-    """Seed every generator and set the precision policy; returns the policy name."""
+    """Seed every generator and set the session's precision policy; returns the policy name.
+    (`utils.experiment.build_for_run` builds each model under its own choice.)"""
     set_seed(args["seed"])
     policy = choose_precision(args["precision"])
     keras.mixed_precision.set_global_policy(policy)

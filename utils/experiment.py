@@ -10,6 +10,7 @@ from models import build_model
 from models.pretrained import BACKBONES, OFFLINE_BACKBONE, WEIGHTS_HOST, with_offline_fallback
 from utils.analysis import analyse_model
 from utils.data import IMAGE_SHAPE, NUM_CLASSES, Cifar10
+from utils.environment import choose_precision
 from utils.errors import RunFolderError
 from utils.pipeline import make_augmenter, make_dataset
 from utils.plots import history_figure, save_figure
@@ -79,7 +80,9 @@ def model_options_for(name, args):
 
 
 def build_for_run(name, args):
-    """Build registered model `name` with the options `args` give it."""
+    """Build registered model `name` with the options `args` give it, under the precision
+    policy chosen for it (a model keeps the policy it was built with)."""
+    keras.mixed_precision.set_global_policy(choose_precision(args["precision"], name))
     return build_model(name, IMAGE_SHAPE, NUM_CLASSES, **model_options_for(name, args))
 
 
