@@ -24,11 +24,12 @@ from benchmarks.time_to_accuracy import machine_description  # noqa: E402
 from models import adapt_to_images  # noqa: E402
 from models.pretrained import get_backbone  # noqa: E402
 from utils import data as cifar  # noqa: E402
+from utils.callbacks import make_callbacks  # noqa: E402
 from utils.config import parse_override, resolve_args  # noqa: E402
 from utils.environment import choose_precision, set_seed  # noqa: E402
 from utils.experiment import build_for_run, make_datasets  # noqa: E402
 from utils.runs import write_json  # noqa: E402
-from utils.training import compile_model, make_callbacks, unfreeze_top  # noqa: E402
+from utils.training import compile_model, unfreeze_top  # noqa: E402
 
 
 def images_per_second(fit, images):

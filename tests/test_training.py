@@ -8,8 +8,9 @@ import models
 from utils.config import resolve_args
 from utils.data import prepare_data
 from utils.experiment import build_for_run, make_datasets, train_one
+from utils.optimizers import make_schedule
 from utils.runs import open_run, read_history, read_json
-from utils.training import make_schedule, plan_phases
+from utils.training import plan_phases
 
 
 @pytest.fixture
@@ -143,7 +144,7 @@ def test_constant_and_cosine_schedules():
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "amsgrad", "adamw", "rmsprop"])
 def test_weight_decay_shrinks_kernels_but_not_batchnorm(name):
-    from utils.training import make_optimizer
+    from utils.optimizers import make_optimizer
 
     optimizer = make_optimizer(resolve_args({"optimizer": name, "weight_decay": 0.5}), 0.1)
     kernel, gamma = keras.Variable(1.0, name="kernel"), keras.Variable(1.0, name="gamma")
@@ -179,7 +180,7 @@ class Recorder(keras.callbacks.Callback):
 
 
 def test_lookahead_pulls_weights_back_more_strongly_as_training_ends():
-    from utils.training import Lookahead
+    from utils.callbacks import Lookahead
 
     model = keras.Sequential(
         [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
@@ -201,7 +202,7 @@ def test_lookahead_pulls_weights_back_more_strongly_as_training_ends():
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "amsgrad", "adamw", "rmsprop"])
 def test_rate_factors_scale_single_variables_steps(name):
-    from utils.training import make_optimizer
+    from utils.optimizers import make_optimizer
 
     gentle, normal = keras.Variable(1.0, name="gentle"), keras.Variable(1.0, name="normal")
     args = resolve_args({"optimizer": name, "weight_decay": 0})
@@ -228,7 +229,7 @@ def test_fine_tune_rate_factors_cover_exactly_the_unfrozen_backbone():
 
 
 def test_amsgrad_is_adam_with_the_running_maximum():
-    from utils.training import make_optimizer
+    from utils.optimizers import make_optimizer
 
     amsgrad = make_optimizer(resolve_args({"optimizer": "amsgrad"}), 0.1)
     adam = make_optimizer(resolve_args({"optimizer": "adam"}), 0.1)

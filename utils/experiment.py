@@ -9,19 +9,15 @@ import tensorflow as tf
 from models import build_model
 from models.pretrained import BACKBONES, OFFLINE_BACKBONE, WEIGHTS_HOST, with_offline_fallback
 from utils.analysis import analyse_model
+from utils.callbacks import BEST_MODEL_FILE
 from utils.data import IMAGE_SHAPE, NUM_CLASSES, Cifar10
 from utils.environment import choose_precision
 from utils.errors import RunFolderError
+from utils.optimizers import steps_per_epoch
 from utils.pipeline import make_augmenter, make_dataset
 from utils.plots import history_figure, save_figure
 from utils.runs import read_run_args
-from utils.training import (
-    BEST_MODEL_FILE,
-    FINAL_MODEL_FILE,
-    steps_per_epoch,
-    train_model,
-    trained_from_folder,
-)
+from utils.training import FINAL_MODEL_FILE, train_model, trained_from_folder
 
 
 @dataclasses.dataclass

@@ -1,4 +1,4 @@
-"""Optimizers, schedules, callbacks, freezing and the resumable two-phase training loop."""
+"""Freezing, compiling and the resumable two-phase training loop."""
 
 import dataclasses
 import math
@@ -6,119 +6,21 @@ import os
 import time
 
 import keras
-import numpy as np
 
 from models import adapt_to_images
 from models.pretrained import get_backbone, is_pretrained
+from utils.callbacks import BEST_MODEL_FILE, HISTORY_FILE, make_callbacks
 from utils.environment import choose_jit_compile
 from utils.features import feature_split, head_model
+from utils.optimizers import make_optimizer, make_schedule, steps_per_epoch
 from utils.pipeline import make_dataset
 from utils.runs import read_history, read_json, write_json
 
-HISTORY_FILE = "history.csv"
-BEST_MODEL_FILE = "best.keras"
 FINAL_MODEL_FILE = "final.keras"
 STATE_FILE = "state.json"
 
 
-# --- optimizer and schedule ---------------------------------------------------------
-def steps_per_epoch(num_images, batch_size):
-    return math.ceil(num_images / batch_size)
-
-
-@keras.saving.register_keras_serializable(package="cifar10")
-class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warmup from 0 to `peak` over `warmup_steps`, then linear decay to 0 at `total_steps`."""
-
-    def __init__(self, peak, warmup_steps, total_steps):
-        self.peak = peak
-        self.warmup_steps = warmup_steps
-        self.total_steps = total_steps
-
-    def __call__(self, step):
-        step = keras.ops.cast(step, "float32")
-        rising = step / max(self.warmup_steps, 1)
-        falling = (self.total_steps - step) / max(self.total_steps - self.warmup_steps, 1)
-        fraction = keras.ops.where(step < self.warmup_steps, rising, falling)
-        return self.peak * keras.ops.clip(fraction, 0.0, 1.0)
-
-    def get_config(self):
-        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
-
-
-def make_schedule(args, learning_rate, total_steps, warmup_steps):
-    """The learning rate `args['lr_schedule']` asks for: a float or a Keras schedule."""
-    name = args["lr_schedule"]
-    if name == "constant":
-        return learning_rate
-    warmup_steps = 0 if name == "cosine" else min(warmup_steps, total_steps - 1)
-    if name == "warmup_linear":
-        return WarmupLinearDecay(learning_rate, warmup_steps, total_steps)
-    return keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if warmup_steps else learning_rate,
-        decay_steps=max(total_steps - warmup_steps, 1),
-        warmup_target=learning_rate if warmup_steps else None,
-        warmup_steps=warmup_steps,
-    )
-
-
-class _RateFactors:
-    """Optimizer mixin: `rate_factors` ({variable path: factor}) scales single variables'
-    learning rates (weight decay keeps the common rate)."""
-
-    rate_factors = {}
-
-    def build(self, variables):
-        super().build(variables)
-        self._factors = [self.rate_factors.get(variable.path, 1.0) for variable in variables]
-
-    def update_step(self, gradient, variable, learning_rate):
-        factor = self._factors[self._get_variable_index(variable)]
-        return super().update_step(gradient, variable, learning_rate * factor)
-
-
-@keras.saving.register_keras_serializable(package="cifar10")
-class FactorSGD(_RateFactors, keras.optimizers.SGD):
-    """SGD with per-variable learning-rate factors."""
-
-
-@keras.saving.register_keras_serializable(package="cifar10")
-class FactorAdam(_RateFactors, keras.optimizers.Adam):
-    """Adam with per-variable learning-rate factors."""
-
-
-@keras.saving.register_keras_serializable(package="cifar10")
-class FactorAdamW(_RateFactors, keras.optimizers.AdamW):
-    """AdamW with per-variable learning-rate factors."""
-
-
-@keras.saving.register_keras_serializable(package="cifar10")
-class FactorRMSprop(_RateFactors, keras.optimizers.RMSprop):
-    """RMSprop with per-variable learning-rate factors."""
-
-
-def make_optimizer(args, learning_rate, rate_factors=None):
-    """The optimizer named by `args['optimizer']`, with decoupled weight decay.
-
-    BatchNorm parameters and biases are excluded from weight decay.
-
-    Args:
-        rate_factors: {variable path: factor} multiplying those variables' learning rate.
-    """
-    common = {"learning_rate": learning_rate, "weight_decay": float(args["weight_decay"])}
-    constructors = {
-        "sgd": lambda: FactorSGD(momentum=float(args["momentum"]), nesterov=True, **common),
-        "adam": lambda: FactorAdam(**common),
-        "amsgrad": lambda: FactorAdam(amsgrad=True, **common),
-        "adamw": lambda: FactorAdamW(**common),
-        "rmsprop": lambda: FactorRMSprop(momentum=float(args["momentum"]), **common),
-    }
-    optimizer = constructors[args["optimizer"]]()
-    optimizer.rate_factors = dict(rate_factors or {})
-    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
-    return optimizer
-
-
+# --- compiling ------------------------------------------------------------------------
 def fine_tune_rate_factors(model, args):
     """{path: args['fine_tune_backbone_lr_factor']} for the backbone's unfrozen weights, so
     fine-tuning can move the pretrained layers more gently than the new head."""
@@ -161,102 +63,6 @@ def unfreeze_top(backbone, num_layers):
     for layer in backbone.layers:
         layer.trainable = id(layer) in opened_ids
     return [layer.name for layer in opened]
-
-
-# --- callbacks ------------------------------------------------------------------------
-class EpochTimer(keras.callbacks.Callback):
-    """Adds each epoch's wall time and learning rate to the logs (so history.csv has them)."""
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs["epoch_seconds"] = time.perf_counter() - self._start
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-
-
-def best_so_far(history, monitor):
-    """Best value of `monitor` in earlier epochs (None if none), so a resumed checkpoint
-    does not overwrite a better model."""
-    values = history.get(monitor, [])
-    if not values:
-        return None
-    return max(values) if "acc" in monitor else min(values)
-
-
-class Lookahead(keras.callbacks.Callback):
-    """Lookahead weight averaging with a growing pull, as in airbench (arXiv 2404.00498).
-
-    Every `every` steps the weights (BatchNorm statistics included) are pulled towards a
-    slow copy: slow = alpha * slow + (1 - alpha) * weights, then weights = slow. alpha
-    grows from 0 to `max_alpha` with the cube of training progress, so early training is
-    untouched and the end averages strongly; training ends on the slow weights.
-    """
-
-    def __init__(self, every, total_steps, max_alpha=0.95**5):
-        super().__init__()
-        self.every = every
-        self.total_steps = total_steps
-        self.max_alpha = max_alpha
-
-    def on_train_begin(self, logs=None):
-        self.first_step = int(self.model.optimizer.iterations.numpy())
-        self.slow = [np.array(weight.numpy()) for weight in self.model.weights]
-
-    def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy()) - self.first_step
-        if step % self.every == 0:
-            progress = min(step / self.total_steps, 1.0)
-            self.pull(self.max_alpha * progress**3)
-
-    def on_train_end(self, logs=None):
-        self.pull(1.0)
-
-    def pull(self, alpha):
-        for slow, weight in zip(self.slow, self.model.weights):
-            slow *= alpha
-            slow += (1 - alpha) * weight.numpy()
-            weight.assign(slow)
-
-
-def make_callbacks(args, model_dir, monitor, phase, history, total_steps):
-    """The callbacks `args` switch on, writing into `model_dir`."""
-    callbacks = [EpochTimer()]
-    if args["lookahead_steps"]:
-        callbacks.append(Lookahead(args["lookahead_steps"], total_steps))
-    if args["backup_and_restore"]:
-        callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup", phase)))
-    if args["terminate_on_nan"]:
-        callbacks.append(keras.callbacks.TerminateOnNaN())
-    if args["checkpoint"]:
-        callbacks.append(
-            keras.callbacks.ModelCheckpoint(
-                os.path.join(model_dir, BEST_MODEL_FILE),
-                monitor=monitor,
-                save_best_only=True,
-                initial_value_threshold=best_so_far(history, monitor),
-            )
-        )
-    if args["early_stopping_patience"]:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor=monitor,
-                patience=args["early_stopping_patience"],
-                restore_best_weights=True,
-            )
-        )
-    if args["reduce_lr_patience"]:
-        callbacks.append(
-            keras.callbacks.ReduceLROnPlateau(
-                monitor=monitor,
-                factor=args["reduce_lr_factor"],
-                patience=args["reduce_lr_patience"],
-            )
-        )
-    if args["tensorboard"]:
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")))
-    callbacks.append(keras.callbacks.CSVLogger(os.path.join(model_dir, HISTORY_FILE), append=True))
-    return callbacks
 
 
 # --- the training loop ----------------------------------------------------------------

@@ -1,0 +1,106 @@
+"""Callbacks of a training phase: epoch timing, Lookahead weight averaging, and the ones `args`
+switch on (backup, NaN stop, best checkpoint, early stopping, plateau, TensorBoard, CSV history)."""
+
+import os
+import time
+
+import keras
+import numpy as np
+
+BEST_MODEL_FILE = "best.keras"
+HISTORY_FILE = "history.csv"
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds each epoch's wall time and learning rate to the logs (so history.csv has them)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["epoch_seconds"] = time.perf_counter() - self._start
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def best_so_far(history, monitor):
+    """Best value of `monitor` in earlier epochs (None if none), so a resumed checkpoint
+    does not overwrite a better model."""
+    values = history.get(monitor, [])
+    if not values:
+        return None
+    return max(values) if "acc" in monitor else min(values)
+
+
+class Lookahead(keras.callbacks.Callback):
+    """Lookahead weight averaging with a growing pull, as in airbench (arXiv 2404.00498).
+
+    Every `every` steps the weights (BatchNorm statistics included) are pulled towards a
+    slow copy: slow = alpha * slow + (1 - alpha) * weights, then weights = slow. alpha
+    grows from 0 to `max_alpha` with the cube of training progress, so early training is
+    untouched and the end averages strongly; training ends on the slow weights.
+    """
+
+    def __init__(self, every, total_steps, max_alpha=0.95**5):
+        super().__init__()
+        self.every = every
+        self.total_steps = total_steps
+        self.max_alpha = max_alpha
+
+    def on_train_begin(self, logs=None):
+        self.first_step = int(self.model.optimizer.iterations.numpy())
+        self.slow = [np.array(weight.numpy()) for weight in self.model.weights]
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy()) - self.first_step
+        if step % self.every == 0:
+            progress = min(step / self.total_steps, 1.0)
+            self.pull(self.max_alpha * progress**3)
+
+    def on_train_end(self, logs=None):
+        self.pull(1.0)
+
+    def pull(self, alpha):
+        for slow, weight in zip(self.slow, self.model.weights):
+            slow *= alpha
+            slow += (1 - alpha) * weight.numpy()
+            weight.assign(slow)
+
+
+def make_callbacks(args, model_dir, monitor, phase, history, total_steps):
+    """The callbacks `args` switch on, writing into `model_dir`."""
+    callbacks = [EpochTimer()]
+    if args["lookahead_steps"]:
+        callbacks.append(Lookahead(args["lookahead_steps"], total_steps))
+    if args["backup_and_restore"]:
+        callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup", phase)))
+    if args["terminate_on_nan"]:
+        callbacks.append(keras.callbacks.TerminateOnNaN())
+    if args["checkpoint"]:
+        callbacks.append(
+            keras.callbacks.ModelCheckpoint(
+                os.path.join(model_dir, BEST_MODEL_FILE),
+                monitor=monitor,
+                save_best_only=True,
+                initial_value_threshold=best_so_far(history, monitor),
+            )
+        )
+    if args["early_stopping_patience"]:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                patience=args["early_stopping_patience"],
+                restore_best_weights=True,
+            )
+        )
+    if args["reduce_lr_patience"]:
+        callbacks.append(
+            keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor,
+                factor=args["reduce_lr_factor"],
+                patience=args["reduce_lr_patience"],
+            )
+        )
+    if args["tensorboard"]:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")))
+    callbacks.append(keras.callbacks.CSVLogger(os.path.join(model_dir, HISTORY_FILE), append=True))
+    return callbacks

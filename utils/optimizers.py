@@ -1,0 +1,103 @@
+"""Optimizers with per-variable learning-rate factors and decoupled weight decay, and the
+learning-rate schedules."""
+
+import math
+
+import keras
+
+
+def steps_per_epoch(num_images, batch_size):
+    return math.ceil(num_images / batch_size)
+
+
+@keras.saving.register_keras_serializable(package="cifar10")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from 0 to `peak` over `warmup_steps`, then linear decay to 0 at `total_steps`."""
+
+    def __init__(self, peak, warmup_steps, total_steps):
+        self.peak = peak
+        self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        rising = step / max(self.warmup_steps, 1)
+        falling = (self.total_steps - step) / max(self.total_steps - self.warmup_steps, 1)
+        fraction = keras.ops.where(step < self.warmup_steps, rising, falling)
+        return self.peak * keras.ops.clip(fraction, 0.0, 1.0)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
+
+
+def make_schedule(args, learning_rate, total_steps, warmup_steps):
+    """The learning rate `args['lr_schedule']` asks for: a float or a Keras schedule."""
+    name = args["lr_schedule"]
+    if name == "constant":
+        return learning_rate
+    warmup_steps = 0 if name == "cosine" else min(warmup_steps, total_steps - 1)
+    if name == "warmup_linear":
+        return WarmupLinearDecay(learning_rate, warmup_steps, total_steps)
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else learning_rate,
+        decay_steps=max(total_steps - warmup_steps, 1),
+        warmup_target=learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+
+
+class _RateFactors:
+    """Optimizer mixin: `rate_factors` ({variable path: factor}) scales single variables'
+    learning rates (weight decay keeps the common rate)."""
+
+    rate_factors = {}
+
+    def build(self, variables):
+        super().build(variables)
+        self._factors = [self.rate_factors.get(variable.path, 1.0) for variable in variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        factor = self._factors[self._get_variable_index(variable)]
+        return super().update_step(gradient, variable, learning_rate * factor)
+
+
+@keras.saving.register_keras_serializable(package="cifar10")
+class FactorSGD(_RateFactors, keras.optimizers.SGD):
+    """SGD with per-variable learning-rate factors."""
+
+
+@keras.saving.register_keras_serializable(package="cifar10")
+class FactorAdam(_RateFactors, keras.optimizers.Adam):
+    """Adam with per-variable learning-rate factors."""
+
+
+@keras.saving.register_keras_serializable(package="cifar10")
+class FactorAdamW(_RateFactors, keras.optimizers.AdamW):
+    """AdamW with per-variable learning-rate factors."""
+
+
+@keras.saving.register_keras_serializable(package="cifar10")
+class FactorRMSprop(_RateFactors, keras.optimizers.RMSprop):
+    """RMSprop with per-variable learning-rate factors."""
+
+
+def make_optimizer(args, learning_rate, rate_factors=None):
+    """The optimizer named by `args['optimizer']`, with decoupled weight decay.
+
+    BatchNorm parameters and biases are excluded from weight decay.
+
+    Args:
+        rate_factors: {variable path: factor} multiplying those variables' learning rate.
+    """
+    common = {"learning_rate": learning_rate, "weight_decay": float(args["weight_decay"])}
+    constructors = {
+        "sgd": lambda: FactorSGD(momentum=float(args["momentum"]), nesterov=True, **common),
+        "adam": lambda: FactorAdam(**common),
+        "amsgrad": lambda: FactorAdam(amsgrad=True, **common),
+        "adamw": lambda: FactorAdamW(**common),
+        "rmsprop": lambda: FactorRMSprop(momentum=float(args["momentum"]), **common),
+    }
+    optimizer = constructors[args["optimizer"]]()
+    optimizer.rate_factors = dict(rate_factors or {})
+    optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return optimizer
