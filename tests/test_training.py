@@ -7,6 +7,7 @@ import pytest
 import models
 from utils.config import resolve_args
 from utils.data import prepare_data
+from utils.errors import TrainingError
 from utils.experiment import build_for_run, make_datasets, train_one
 from utils.optimizers import make_schedule
 from utils.runs import open_run, read_history, read_json
@@ -55,6 +56,37 @@ def test_optional_callbacks_write_their_files(tiny_args):
     files = os.listdir(run.model_dir("custom_cnn"))
     assert {"history.csv", "best.keras", "tensorboard", "state.json"} <= set(files)
     assert os.listdir(os.path.join(run.model_dir("custom_cnn"), "tensorboard"))
+
+
+class PoisonWeights(keras.callbacks.Callback):
+    """Sets the classifier's kernel to NaN after the first batch of epoch `epoch` (from 0); a NaN
+    in an early layer can vanish in ReLU and max-pooling."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 0 and self._epoch == self.epoch:
+            kernel = self.model.get_layer("predictions").kernel
+            kernel.assign(np.full(kernel.shape, np.nan, kernel.dtype))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+
+def test_nan_loss_stops_with_the_epoch_and_keeps_what_was_trained(prepared):
+    args, datasets, run = prepared
+    with pytest.raises(TrainingError, match="loss became NaN or infinite in epoch 2 \\(train phase\\)"):
+        train_one(build_for_run("lenet", args), datasets, args, run, [PoisonWeights(epoch=1)])
+    model_dir = run.model_dir("lenet")
+    history = read_history(os.path.join(model_dir, "history.csv"))
+    assert np.isfinite(history["loss"][0])
+    best = keras.models.load_model(os.path.join(model_dir, "best.keras"))
+    assert all(np.all(np.isfinite(np.asarray(weight))) for weight in best.weights)
+    state = read_json(os.path.join(model_dir, "state.json"))
+    assert not state["phases"]["train"]["done"]  # the NaN weights were not kept as a finished phase
+    assert not os.path.exists(os.path.join(model_dir, "phase_train.weights.h5"))
 
 
 class Interrupt(keras.callbacks.Callback):

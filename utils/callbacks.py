@@ -22,6 +22,22 @@ class EpochTimer(keras.callbacks.Callback):
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite, remembering the epoch
+    (from 0) in `nan_epoch` so the caller can say where it happened."""
+
+    nan_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            self.nan_epoch = self._epoch
+            self.model.stop_training = True
+
+
 def best_so_far(history, monitor):
     """Best value of `monitor` in earlier epochs (None if none), so a resumed checkpoint
     does not overwrite a better model."""
@@ -74,7 +90,7 @@ def make_callbacks(args, model_dir, monitor, phase, history, total_steps):
     if args["backup_and_restore"]:
         callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup", phase)))
     if args["terminate_on_nan"]:
-        callbacks.append(keras.callbacks.TerminateOnNaN())
+        callbacks.append(StopOnNaN())
     if args["checkpoint"]:
         callbacks.append(
             keras.callbacks.ModelCheckpoint(

@@ -21,6 +21,10 @@ class RunFolderError(ProjectError):
     """A run folder would be overwritten or cannot be resumed."""
 
 
+class TrainingError(ProjectError):
+    """Training cannot go on (the loss stopped being finite)."""
+
+
 class UnknownModelError(ProjectError, KeyError):
     """A model name is not in the registry."""
 

@@ -278,7 +278,12 @@ SETTINGS = {
         "Back up each epoch so an interrupted run resumes where it stopped "
         "when the same command is run again.",
     ),
-    "terminate_on_nan": Setting(True, (bool,), "Stop training when the loss becomes NaN."),
+    "terminate_on_nan": Setting(
+        True,
+        (bool,),
+        "Stop training when the loss becomes NaN or infinite, with an error naming the epoch "
+        "(the history and best model so far are kept).",
+    ),
     "verbose": Setting(
         1,
         (int,),

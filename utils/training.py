@@ -9,8 +9,9 @@ import keras
 
 from models import adapt_to_images
 from models.pretrained import get_backbone, is_pretrained
-from utils.callbacks import BEST_MODEL_FILE, HISTORY_FILE, make_callbacks
+from utils.callbacks import BEST_MODEL_FILE, HISTORY_FILE, StopOnNaN, make_callbacks
 from utils.environment import choose_jit_compile
+from utils.errors import TrainingError
 from utils.features import feature_split, head_model
 from utils.optimizers import make_optimizer, make_schedule, steps_per_epoch
 from utils.pipeline import make_dataset
@@ -130,6 +131,18 @@ class _PhaseRun:
             callbacks=callbacks + list(self.extra_callbacks),
             verbose=args["verbose"],
         )
+        self._refuse_nan(callbacks)
+
+    def _refuse_nan(self, callbacks):
+        """Raise instead of keeping weights whose loss went NaN as a finished phase."""
+        for callback in callbacks:
+            if isinstance(callback, StopOnNaN) and callback.nan_epoch is not None:
+                raise TrainingError(
+                    f"Training in {self.model_dir} stopped: the loss became NaN or infinite in epoch "
+                    f"{callback.nan_epoch + 1} ({self.phase.name} phase). history.csv keeps every epoch up "
+                    "to it and best.keras the best model before it (with args['checkpoint'] on). "
+                    "Lower args['learning_rate'] (or raise args['warmup_epochs']) and run again."
+                )
 
 
 def uses_feature_cache(model, phase, datasets, args):
