@@ -63,6 +63,21 @@ def test_wrongly_shaped_batch_is_refused(tmp_path):
         cifar.load_local(write_archive(str(tmp_path / "a.tar.gz"), files))
 
 
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        ([0.5, 1.5], "labels of type float64"),
+        ([b"\x80", ""], "labels that are not a list of integers"),  # found by test_properties
+        ([None, [1, 2]], "labels that are not a list of integers"),
+    ],
+)
+def test_labels_that_are_not_integers_are_refused(labels, message):
+    batch = make_batch([1, 2], seed=0)
+    batch[b"labels"] = labels
+    with pytest.raises(DataError, match=f"data_batch_1 has {message}"):
+        cifar.read_batch(batch_bytes(batch), "data_batch_1")
+
+
 def test_tampered_bytes_are_refused(tmp_path):
     files = tiny_batches()
     files["data_batch_1"] = b"\x80\x02garbage" + files["data_batch_1"][40:]

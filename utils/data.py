@@ -89,7 +89,15 @@ def read_batch(raw, source):
         raise DataError(f"{source} is not a valid CIFAR-10 batch: {error}") from error
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise DataError(f"{source} is not a CIFAR-10 batch: expected a dict with data and labels.")
-    data, labels = batch[b"data"], np.asarray(batch[b"labels"])
+    data = batch[b"data"]
+    try:
+        labels = np.asarray(batch[b"labels"])
+    except (TypeError, ValueError) as error:  # ragged lists, undecodable bytes, ...
+        raise DataError(f"{source} has labels that are not a list of integers: {error}") from error
+    if labels.size and labels.dtype.kind not in "iu":
+        raise DataError(
+            f"{source} has labels of type {labels.dtype}; expected integers 0..{NUM_CLASSES - 1}."
+        )
     if (
         not isinstance(data, np.ndarray)
         or data.dtype != np.uint8
