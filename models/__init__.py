@@ -1,7 +1,9 @@
-"""Model families; importing this package registers every builder."""
+"""Model families; importing this package registers every builder, and every custom class a saved
+model needs to load in a fresh process."""
 
 from models import custom_cnn, fast_cnn, lenet, pretrained  # noqa: F401  (registers the builders)
 from models.fast_cnn import adapt_to_images
 from models.registry import available_models, build_model, model_options, register_model
+from utils import optimizers  # noqa: F401  (registers the optimizers a saved, compiled model holds)
 
 __all__ = ["adapt_to_images", "available_models", "build_model", "model_options", "register_model"]
