@@ -115,6 +115,11 @@ def main(argv=None):
     except ProjectError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a file the run writes: disk full, folder removed, no permission
+        print(
+            f"error: could not write {error.filename or 'a file'}: {error.strerror or error}", file=sys.stderr
+        )
+        return 2
     return 0
 
 

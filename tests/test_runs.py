@@ -46,3 +46,10 @@ def test_history_keeps_one_row_per_epoch(tmp_path):
     path.write_text("epoch,loss\n0,2.5\n1,2.0\n1,1.9\n2,1.5\n")
     assert read_history(str(path)) == {"epoch": [0, 1, 2], "loss": [2.5, 1.9, 1.5]}
     assert read_history(str(tmp_path / "missing.csv")) == {}
+
+
+def test_unwritable_output_folder_is_named(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(RunFolderError, match=f"Cannot write the run folder {blocker}/.*output_dir"):
+        open_run(resolve_args({"run_name": "r"}), str(blocker))

@@ -126,3 +126,25 @@ def test_defaults_run_to_the_end_offline(tiny_archive, tmp_path, monkeypatch, ca
     metrics = read_json(str(tmp_path / "runs" / "offline" / "metrics.json"))
     assert list(metrics) == ["custom_cnn", "lenet", "efficientnet_lite0"]
     assert "vgg16 replaced by efficientnet_lite0: its ImageNet weights are not in" in capsys.readouterr().out
+
+
+def test_a_write_that_fails_mid_run_names_the_file(tiny_archive, tmp_path, monkeypatch, capsys):
+    """A full disk at the end of a run: a one-line error naming the file, no traceback."""
+    import errno
+
+    import train
+    from utils import evaluation
+
+    def disk_full(path, value):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(evaluation, "write_json", disk_full)
+    monkeypatch.chdir(tmp_path)
+    arguments = ["--set", f"data_path={tiny_archive}", "--set", "small_run=true", "--set", "models=lenet"]
+    assert (
+        train.main([*arguments, "--set", "run_name=full", "--set", "verbose=0", "--set", "analysis=false"])
+        == 2
+    )
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert errors == ["error: could not write runs/full/metrics.json: No space left on device"]
+    assert (tmp_path / "runs" / "full" / "lenet" / "best.keras").is_file()  # what was trained is kept

@@ -118,8 +118,14 @@ def open_run(args, output_dir):
         if resumable:
             return RunFolder(resumable[-1], resumed=True)
         path = os.path.join(output_dir, _new_name(output_dir))
-    os.makedirs(path)
-    write_json(os.path.join(path, ARGS_FILE), args)
+    try:
+        os.makedirs(path)
+        write_json(os.path.join(path, ARGS_FILE), args)
+    except OSError as error:
+        raise RunFolderError(
+            f"Cannot write the run folder {path} ({error.strerror}); set args['output_dir'] to a "
+            "folder you can write to."
+        ) from error
     return RunFolder(path, resumed=False)
 
 
