@@ -2,6 +2,7 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FuncFormatter
 from sklearn.metrics import ConfusionMatrixDisplay
 
 from utils.calibration import ECE_BINS
@@ -130,21 +131,30 @@ def per_class_f1_figure(f1_by_model, class_names):
 
 
 def pareto_figure(rows, front):
-    """Test accuracy against training time of every reported model; the Pareto front (no other
-    model both faster and more accurate) joined by a line."""
-    figure, axis = plt.subplots(figsize=(8, 5))
+    """Test accuracy against training time of every reported model, one colour and marker each, and the
+    Pareto front as a staircase: the best accuracy reached within each training time."""
+    figure, axis = plt.subplots(figsize=(11, 5))
     minutes = np.array([row["train_seconds"] / 60 for row in rows])
     accuracy = np.array([100 * row["test_accuracy"] for row in rows])
-    axis.scatter(minutes, accuracy, color="tab:gray", label="run")
-    axis.plot(minutes[front], accuracy[front], "o-", color="tab:red", label="Pareto front")
-    for row, x, y in zip(rows, minutes, accuracy):
-        axis.annotate(
-            f"{row['model']} ({row['run']})", (x, y), fontsize=7, xytext=(4, 3), textcoords="offset points"
-        )
+    colors, markers = plt.get_cmap("tab10").colors, "os^Dv<>P"
+    for index, row in enumerate(rows):
+        style = {"color": colors[index % 10], "marker": markers[index // 10 % len(markers)]}
+        axis.scatter(minutes[index], accuracy[index], s=40, label=f"{row['model']} ({row['run']})", **style)
+    ends = [*front, front[-1]]
+    axis.step(
+        [*minutes[front], minutes.max() * 1.2],
+        accuracy[ends],
+        where="post",
+        color="tab:red",
+        label="Pareto front",
+    )
+    axis.scatter(minutes[front], accuracy[front], s=140, facecolors="none", edgecolors="tab:red")
     axis.set_xscale("log")
+    axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axis.xaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     axis.set_xlabel("training time (minutes, log scale)")
     axis.set_ylabel("test accuracy (%)")
     axis.grid(alpha=0.3, which="both")
-    axis.legend(loc="lower right")
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     figure.tight_layout()
     return figure
