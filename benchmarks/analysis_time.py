@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
 from utils import data as cifar  # noqa: E402
 from utils.analysis import compare_analyses  # noqa: E402
-from utils.config import resolve_args  # noqa: E402
+from utils.config import parse_override, resolve_args  # noqa: E402
 from utils.environment import prepare_session  # noqa: E402
 from utils.experiment import analyse_trained, load_run_models  # noqa: E402
 from utils.runs import RunFolder, read_json, read_run_args, write_json  # noqa: E402
@@ -36,6 +36,13 @@ def parse_command_line(argv):
     parser.add_argument("--runs", nargs="+", required=True, help="finished run folders")
     parser.add_argument("--out", required=True, help="JSON record to write")
     parser.add_argument("--compare-dir", help="folder for the side-by-side table and figures of all models")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="args override on top of each run's args, e.g. robustness_per_class=null",
+    )
     return parser.parse_args(argv)
 
 
@@ -53,9 +60,9 @@ def findings(summary):
     }
 
 
-def analyse_run(run_path, data_path):
+def analyse_run(run_path, data_path, overrides):
     """Timed analysis of every model of one finished run: (record entries, summaries)."""
-    args = resolve_args({**read_run_args(run_path), "data_path": data_path})
+    args = resolve_args({**read_run_args(run_path), "data_path": data_path, **overrides})
     policy = prepare_session(args)
     data = cifar.prepare_data(args)
     run = RunFolder(run_path, resumed=True)
@@ -75,6 +82,7 @@ def analyse_run(run_path, data_path):
                 "test_images": len(data.test),
                 "precision": str(policy),
                 "batch_size": args["batch_size"],
+                "robustness_per_class": args["robustness_per_class"],
                 "test_accuracy_at_evaluation": metrics.get(trained.name, {}).get("test_accuracy"),
                 "seconds": summary["seconds"],
                 "within_budget": summary["seconds"]["total"] <= BUDGET_SECONDS,
@@ -87,7 +95,8 @@ def analyse_run(run_path, data_path):
 
 def main(argv=None):
     options = parse_command_line(argv)
-    analysed = [analyse_run(run, options.data) for run in options.runs]
+    overrides = dict(parse_override(text) for text in options.set)
+    analysed = [analyse_run(run, options.data, overrides) for run in options.runs]
     models = [result for results, _ in analysed for result in results]
     if options.compare_dir:
         os.makedirs(options.compare_dir, exist_ok=True)
@@ -95,6 +104,7 @@ def main(argv=None):
         print(compare_analyses(summaries, cifar.CLASS_NAMES, RunFolder(options.compare_dir, resumed=False)))
     record = {
         "budget_seconds": BUDGET_SECONDS,
+        "overrides": overrides,
         "models": models,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "machine": machine_description(),

@@ -254,11 +254,14 @@ def test_analysis_time_records_each_model_of_a_run(tiny_args, tmp_path):
             str(out),
             "--compare-dir",
             str(compare),
+            "--set",
+            "robustness_per_class=1",
         ]
     )
     assert json.loads(out.read_text()) == json.loads(json.dumps(record))
     (model,) = record["models"]
     assert model["model"] == "lenet" and model["run"] == "r" and model["test_images"] == 40
+    assert record["overrides"] == {"robustness_per_class": 1} and model["robustness"]["images"] == 10
     assert model["seconds"]["total"] > 0 and model["within_budget"] is True
     assert set(model["f1"]) == set(cifar.CLASS_NAMES) and model["calibration"]["temperature"] > 0
     assert model["test_accuracy_at_evaluation"] == pytest.approx(model["top1_accuracy"])

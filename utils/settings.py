@@ -229,7 +229,8 @@ SETTINGS = {
     "precision": Setting(
         "auto",
         (str,),
-        "Compute precision: auto (mixed_bfloat16 on CPUs with AVX512-BF16/AMX, "
+        "Compute precision: auto (per model: mixed_bfloat16 on CPUs with AVX512-BF16/AMX except for "
+        "the depthwise backbones measured faster in float32 there (utils/environment.py), "
         "mixed_float16 on GPUs of compute capability 7.0+, else float32), float32, "
         "mixed_bfloat16 or mixed_float16.",
         _one_of("auto", "float32", "mixed_bfloat16", "mixed_float16"),
