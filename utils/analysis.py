@@ -52,7 +52,10 @@ def per_class_view(probabilities, test, class_names, model_dir, model_name):
     save_class_scores(
         scores, os.path.join(model_dir, "per_class.csv"), os.path.join(model_dir, "per_class.md")
     )
-    _save(analysis_plots.confusion_figure(matrix, class_names, model_name), f"{model_dir}/confusion.png")
+    _save(
+        analysis_plots.confusion_figure(matrix, class_names, model_name),
+        os.path.join(model_dir, "confusion.png"),
+    )
     mistakes = confident_mistakes(probabilities, test.labels, MISTAKES_SHOWN)
     if len(mistakes):
         figure = analysis_plots.mistakes_figure(
