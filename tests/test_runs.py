@@ -4,7 +4,7 @@ import pytest
 
 from utils.config import resolve_args
 from utils.errors import RunFolderError
-from utils.runs import open_run, read_history, read_json, write_json
+from utils.runs import drop_unfinished_line, open_run, read_history, read_json, write_json
 
 
 def test_new_run_saves_its_exact_args(tmp_path):
@@ -53,3 +53,13 @@ def test_unwritable_output_folder_is_named(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(RunFolderError, match=f"Cannot write the run folder {blocker}/.*output_dir"):
         open_run(resolve_args({"run_name": "r"}), str(blocker))
+
+
+def test_a_history_line_cut_by_an_interruption_is_not_read_and_is_dropped(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text("epoch,loss\n0,2.5\n1,1.5\n2,0.7")  # the kill came while epoch 2 was written
+    assert read_history(str(path)) == {"epoch": [0, 1], "loss": [2.5, 1.5]}
+    drop_unfinished_line(str(path))
+    assert path.read_text() == "epoch,loss\n0,2.5\n1,1.5\n"
+    drop_unfinished_line(str(path))  # a complete file stays as it is
+    assert path.read_text() == "epoch,loss\n0,2.5\n1,1.5\n"

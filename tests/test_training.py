@@ -117,6 +117,48 @@ def test_interrupted_run_resumes_from_its_last_epoch(prepared):
     assert trained.history["epoch"] == [0, 1, 2]
 
 
+def test_resume_survives_a_broken_latest_backup_and_a_cut_history_row(prepared):
+    args, datasets, run = prepared
+    with pytest.raises(KeyboardInterrupt):
+        train_one(build_for_run("lenet", args), datasets, args, run, [Interrupt(after_epochs=2)])
+    latest = os.path.join(run.model_dir("lenet"), "backup", "train", "latest.weights.h5")
+    with open(latest, "wb") as handle:
+        handle.write(b"half a file")  # as a kill during the write would leave it
+    history_path = os.path.join(run.model_dir("lenet"), "history.csv")
+    with open(history_path, "a", encoding="utf-8") as handle:
+        handle.write("2,0.1")  # and a history row cut short
+    counter = Interrupt(after_epochs=99)
+    trained = train_one(build_for_run("lenet", args), datasets, args, run, [counter])
+    assert counter.epochs_run == 2  # the epoch whose backup broke runs again, then the third
+    assert trained.history["epoch"] == [0, 1, 2]
+    with open(history_path, encoding="utf-8") as handle:
+        rows = handle.read().splitlines()
+    assert len(rows) == 1 + 4 and all(row.count(",") == rows[0].count(",") for row in rows)
+
+
+def test_checkpoint_interrupted_while_writing_keeps_the_previous_best(tmp_path, monkeypatch):
+    from utils.callbacks import AtomicModelCheckpoint
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    path = str(tmp_path / "best.keras")
+    checkpoint = AtomicModelCheckpoint(path, monitor="loss", save_best_only=True)
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"loss": 1.0})
+    saved = [np.asarray(weight) for weight in model.weights]
+
+    def killed_while_writing(filepath, **kwargs):
+        with open(filepath, "wb") as handle:
+            handle.write(b"half a model")
+        raise KeyboardInterrupt
+
+    model.weights[0].assign(np.ones((3, 2)))
+    monkeypatch.setattr(model, "save", killed_while_writing)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.on_epoch_end(1, {"loss": 0.5})
+    for expected, actual in zip(saved, keras.models.load_model(path).weights):
+        np.testing.assert_array_equal(expected, np.asarray(actual))
+
+
 def test_finished_phases_are_skipped_on_rerun(prepared):
     args, datasets, run = prepared
     first = train_one(build_for_run("lenet", args), datasets, args, run)

@@ -38,6 +38,24 @@ class StopOnNaN(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that writes each model to a temporary file and renames it over the last
+    one, so an interruption during the write never leaves a half-written best model."""
+
+    def _save_model(self, epoch, batch, logs):
+        final = self.filepath
+        partial = final.removesuffix(".keras") + ".partial.keras"
+        if os.path.exists(partial):  # left by an earlier interruption
+            os.remove(partial)
+        self.filepath = partial
+        try:
+            super()._save_model(epoch, batch, logs)
+        finally:
+            self.filepath = final
+        if os.path.exists(partial):
+            os.replace(partial, final)
+
+
 def best_so_far(history, monitor):
     """Best value of `monitor` in earlier epochs (None if none), so a resumed checkpoint
     does not overwrite a better model."""
@@ -88,12 +106,15 @@ def make_callbacks(args, model_dir, monitor, phase, history, total_steps):
     if args["lookahead_steps"]:
         callbacks.append(Lookahead(args["lookahead_steps"], total_steps))
     if args["backup_and_restore"]:
-        callbacks.append(keras.callbacks.BackupAndRestore(os.path.join(model_dir, "backup", phase)))
+        # double_checkpoint keeps the previous backup, restored when an interruption left the
+        # latest one unreadable.
+        backup = os.path.join(model_dir, "backup", phase)
+        callbacks.append(keras.callbacks.BackupAndRestore(backup, double_checkpoint=True))
     if args["terminate_on_nan"]:
         callbacks.append(StopOnNaN())
     if args["checkpoint"]:
         callbacks.append(
-            keras.callbacks.ModelCheckpoint(
+            AtomicModelCheckpoint(
                 os.path.join(model_dir, BEST_MODEL_FILE),
                 monitor=monitor,
                 save_best_only=True,

@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import datetime
+import io
 import json
 import os
 
@@ -43,15 +44,33 @@ def read_json(path, default=None):
         return json.load(handle)
 
 
+def _finished_lines(data):
+    """`data` up to its last newline: every line CSVLogger finished ends in one, so what follows
+    was cut short by an interruption."""
+    return data[: data.rfind(b"\n") + 1]
+
+
 def read_history(path):
-    """history.csv as {column: [values]}, one row per epoch (a repeated epoch keeps its last row)."""
+    """history.csv as {column: [values]}, one row per epoch (a repeated epoch keeps its last row,
+    a line cut short by an interruption is not read)."""
     if not os.path.isfile(path):
         return {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
+    with open(path, "rb") as handle:
+        text = _finished_lines(handle.read()).decode("utf-8")
+    rows = {int(row["epoch"]): row for row in csv.DictReader(io.StringIO(text, newline=""))}
     ordered = [rows[epoch] for epoch in sorted(rows)]
     columns = ordered[0].keys() if ordered else []
     return {column: [_number(row[column]) for row in ordered] for column in columns}
+
+
+def drop_unfinished_line(path):
+    """Cut a last line that an interruption left unfinished, so rows appended on resuming start
+    on a line of their own."""
+    if not os.path.isfile(path):
+        return
+    with open(path, "rb+") as handle:
+        data = handle.read()
+        handle.truncate(len(_finished_lines(data)))
 
 
 def _number(text):
