@@ -267,3 +267,14 @@ def test_analysis_time_records_each_model_of_a_run(tiny_args, tmp_path):
     assert model["test_accuracy_at_evaluation"] == pytest.approx(model["top1_accuracy"])
     assert (tmp_path / "runs" / "r" / "lenet" / "analysis.json").is_file()
     assert "| lenet |" in (compare / "analysis.md").read_text() and (compare / "per_class_f1.png").is_file()
+
+
+def test_kill_resume_survives_kills_of_the_training_process(tiny_archive, tmp_path):
+    from benchmarks import kill_resume
+
+    record = kill_resume.kill_and_check(
+        tiny_archive, str(tmp_path), kills=3, epochs=3, delays=(3.0, 9.0), seed=1
+    )
+    assert record["kills"] >= 1 and record["checks"]["finished"], record
+    assert record["failures"] == 0, record
+    assert record["history_rows_checked"] == 3

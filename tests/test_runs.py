@@ -4,7 +4,7 @@ import pytest
 
 from utils.config import resolve_args
 from utils.errors import RunFolderError
-from utils.runs import drop_unfinished_line, open_run, read_history, read_json, write_json
+from utils.runs import open_run, read_history, read_json, write_history_row, write_json
 
 
 def test_new_run_saves_its_exact_args(tmp_path):
@@ -55,11 +55,17 @@ def test_unwritable_output_folder_is_named(tmp_path):
         open_run(resolve_args({"run_name": "r"}), str(blocker))
 
 
-def test_a_history_line_cut_by_an_interruption_is_not_read_and_is_dropped(tmp_path):
+def test_a_history_line_cut_by_an_interruption_is_not_read(tmp_path):
     path = tmp_path / "history.csv"
-    path.write_text("epoch,loss\n0,2.5\n1,1.5\n2,0.7")  # the kill came while epoch 2 was written
+    path.write_text("epoch,loss\n0,2.5\n1,1.5\n2,0.7")  # a kill while an older version appended epoch 2
     assert read_history(str(path)) == {"epoch": [0, 1], "loss": [2.5, 1.5]}
-    drop_unfinished_line(str(path))
-    assert path.read_text() == "epoch,loss\n0,2.5\n1,1.5\n"
-    drop_unfinished_line(str(path))  # a complete file stays as it is
-    assert path.read_text() == "epoch,loss\n0,2.5\n1,1.5\n"
+
+
+def test_history_rewrite_keeps_one_row_per_epoch(tmp_path):
+    path = str(tmp_path / "history.csv")
+    write_history_row(path, 0, {"loss": 2.5, "val_loss": 2.0})
+    write_history_row(path, 1, {"loss": 1.5, "val_loss": 1.8})
+    write_history_row(path, 1, {"loss": 1.4, "val_loss": 1.7})  # epoch 1 ran again after a resume
+    with open(path, encoding="utf-8") as handle:
+        assert handle.read().splitlines() == ["epoch,loss,val_loss", "0,2.5,2.0", "1,1.4,1.7"]
+    assert not os.path.exists(path + ".tmp")

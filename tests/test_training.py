@@ -133,7 +133,7 @@ def test_resume_survives_a_broken_latest_backup_and_a_cut_history_row(prepared):
     assert trained.history["epoch"] == [0, 1, 2]
     with open(history_path, encoding="utf-8") as handle:
         rows = handle.read().splitlines()
-    assert len(rows) == 1 + 4 and all(row.count(",") == rows[0].count(",") for row in rows)
+    assert [row.split(",")[0] for row in rows] == ["epoch", "0", "1", "2"]  # one row per epoch
 
 
 def test_checkpoint_interrupted_while_writing_keeps_the_previous_best(tmp_path, monkeypatch):

@@ -1,11 +1,14 @@
 """Callbacks of a training phase: epoch timing, Lookahead weight averaging, and the ones `args`
-switch on (backup, NaN stop, best checkpoint, early stopping, plateau, TensorBoard, CSV history)."""
+switch on (backup, NaN stop, best checkpoint, early stopping, plateau, TensorBoard), and the history
+written epoch by epoch."""
 
 import os
 import time
 
 import keras
 import numpy as np
+
+from utils.runs import write_history_row
 
 BEST_MODEL_FILE = "best.keras"
 HISTORY_FILE = "history.csv"
@@ -54,6 +57,18 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             self.filepath = final
         if os.path.exists(partial):
             os.replace(partial, final)
+
+
+class HistoryWriter(keras.callbacks.Callback):
+    """Writes every epoch's logs to history.csv (`utils.runs.write_history_row`): one row per
+    epoch, an epoch run again after a resume replacing its row, the file replaced atomically."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_end(self, epoch, logs=None):
+        write_history_row(self.path, epoch, {key: float(value) for key, value in (logs or {}).items()})
 
 
 def best_so_far(history, monitor):
@@ -139,5 +154,5 @@ def make_callbacks(args, model_dir, monitor, phase, history, total_steps):
         )
     if args["tensorboard"]:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")))
-    callbacks.append(keras.callbacks.CSVLogger(os.path.join(model_dir, HISTORY_FILE), append=True))
+    callbacks.append(HistoryWriter(os.path.join(model_dir, HISTORY_FILE)))
     return callbacks

@@ -48,8 +48,10 @@ def best_epoch(model_dir):
         return None
     if not os.path.isfile(os.path.join(model_dir, BEST_MODEL_FILE)):
         return len(history["epoch"])
-    monitored = history.get("val_loss") or history["loss"]
-    return int(np.argmin(monitored)) + 1
+    validation = history.get("val_loss", [])
+    # older histories (CSVLogger) hold "NA" in val_loss when a run had no validation split
+    measured = validation and all(isinstance(value, float) for value in validation)
+    return int(np.argmin(validation if measured else history["loss"])) + 1
 
 
 def model_row(run_path, metrics):

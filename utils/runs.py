@@ -45,8 +45,8 @@ def read_json(path, default=None):
 
 
 def _finished_lines(data):
-    """`data` up to its last newline: every line CSVLogger finished ends in one, so what follows
-    was cut short by an interruption."""
+    """`data` up to its last newline: a last line without one was cut short by an interruption
+    (of a file written by an earlier version, which appended rows in place)."""
     return data[: data.rfind(b"\n") + 1]
 
 
@@ -63,14 +63,22 @@ def read_history(path):
     return {column: [_number(row[column]) for row in ordered] for column in columns}
 
 
-def drop_unfinished_line(path):
-    """Cut a last line that an interruption left unfinished, so rows appended on resuming start
-    on a line of their own."""
-    if not os.path.isfile(path):
-        return
-    with open(path, "rb+") as handle:
-        data = handle.read()
-        handle.truncate(len(_finished_lines(data)))
+def write_history_row(path, epoch, values):
+    """Add the row of `epoch` to history.csv, or replace it when the epoch ran again after a
+    resume, rewriting the whole (small) file atomically: one row per epoch, never half a row."""
+    history = read_history(path)
+    rows = {
+        number: {column: history[column][index] for column in history}
+        for index, number in enumerate(history.get("epoch", []))
+    }
+    rows[epoch] = {"epoch": epoch, **values}
+    columns = ["epoch", *sorted({column for row in rows.values() for column in row} - {"epoch"})]
+    temporary = f"{path}.tmp"
+    with open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows[number] for number in sorted(rows))
+    os.replace(temporary, path)
 
 
 def _number(text):

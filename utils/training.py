@@ -15,7 +15,7 @@ from utils.errors import TrainingError
 from utils.features import feature_split, head_model
 from utils.optimizers import make_optimizer, make_schedule, steps_per_epoch
 from utils.pipeline import make_dataset
-from utils.runs import drop_unfinished_line, read_history, read_json, write_json
+from utils.runs import read_history, read_json, write_json
 
 FINAL_MODEL_FILE = "final.keras"
 STATE_FILE = "state.json"
@@ -196,7 +196,6 @@ def train_model(name, model, datasets, args, model_dir, extra_callbacks=()):
     state_path = os.path.join(model_dir, STATE_FILE)
     state = read_json(state_path, default={"phases": {}})
     history_path = os.path.join(model_dir, HISTORY_FILE)
-    drop_unfinished_line(history_path)
     for phase in plan_phases(args, is_pretrained(model)):
         if phase.name not in state["phases"]:
             first_epoch = len(read_history(history_path).get("epoch", []))

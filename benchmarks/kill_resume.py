@@ -1,0 +1,198 @@
+"""Interruption benchmark: kill train.py at random moments, rerun the same command, check nothing is lost.
+
+    python benchmarks/kill_resume.py --data PATH --kills 30 --out benchmarks/results/kill_resume.json
+
+train.py runs as a subprocess on a small subset of CIFAR-10 (written as an official-format
+archive), is killed with SIGINT or SIGKILL after a random delay, and is started again with the
+same command until it finishes by itself. Where each kill landed (start-up, epoch N, testing and
+analysis) is read from the run folder just before the signal. The finished run must have exactly
+one history row per epoch, a best.keras that loads and gives the test accuracy metrics.json
+records, and one run folder; the record counts kills, landings, resumes and failures.
+"""
+
+import argparse
+import csv
+import io
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.time_to_accuracy import machine_description  # noqa: E402
+from utils.data import BATCH_FOLDER, TEST_BATCH, TRAIN_BATCHES, load_cifar10, take_per_class  # noqa: E402
+from utils.runs import read_json, write_json  # noqa: E402
+
+MODEL = "lenet"
+SIGNALS = {"SIGINT": signal.SIGINT, "SIGKILL": signal.SIGKILL}
+
+
+def write_subset_archive(data_path, per_class, path):
+    """An official-format archive of the first `per_class` training and test images of each class."""
+    train, test = load_cifar10(data_path)
+    train, test = take_per_class(train, per_class), take_per_class(test, per_class)
+    parts = np.array_split(np.arange(len(train)), len(TRAIN_BATCHES))
+    batches = {name: (train.images[part], train.labels[part]) for name, part in zip(TRAIN_BATCHES, parts)}
+    batches[TEST_BATCH] = (test.images, test.labels)
+    with tarfile.open(path, "w:gz") as archive:
+        for name, (images, labels) in batches.items():
+            rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+            raw = pickle.dumps({b"data": rows, b"labels": labels.tolist()}, protocol=2)
+            info = tarfile.TarInfo(f"{BATCH_FOLDER}/{name}")
+            info.size = len(raw)
+            archive.addfile(info, io.BytesIO(raw))
+    return path
+
+
+def train_command(data_path, output_dir, epochs):
+    settings = {
+        "data_path": data_path,
+        "output_dir": output_dir,
+        "run_name": "killed",
+        "models": MODEL,
+        "epochs": epochs,
+        "batch_size": 32,
+        "precision": "float32",
+        "verbose": 0,
+    }
+    sets = [item for key, value in settings.items() for item in ("--set", f"{key}={value}")]
+    return [sys.executable, os.path.join(ROOT, "train.py"), *sets]
+
+
+def landing(run_dir):
+    """Where the run is, from its folder: start-up, epoch N (from 1), or testing and analysis."""
+    if os.path.isfile(os.path.join(run_dir, "metrics.json")):
+        return "finished"
+    state = read_json(os.path.join(run_dir, MODEL, "state.json"), default={"phases": {}})
+    if state["phases"].get("train", {}).get("done"):
+        return "testing and analysis"
+    rows = history_epochs(run_dir)
+    return f"epoch {len(rows) + 1}" if state["phases"] else "start-up"
+
+
+def history_epochs(run_dir):
+    """The epoch column of history.csv as written, repeats included."""
+    path = os.path.join(run_dir, MODEL, "history.csv")
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+def run_with_kills(command, run_dir, kills, delays, seed):
+    """Start `command` again and again, killing it `kills` times after random `delays` (seconds,
+    low and high), until it exits by itself. Returns the kill events and the final exit code."""
+    rng = np.random.default_rng(seed)
+    events, env = [], {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    while True:
+        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if len(events) >= kills:
+            return events, process.wait()
+        name = rng.choice(sorted(SIGNALS))
+        try:
+            process.wait(timeout=rng.uniform(*delays))
+        except subprocess.TimeoutExpired:
+            where = landing(run_dir)
+            process.send_signal(SIGNALS[name])
+            try:
+                process.wait(timeout=120)
+            except subprocess.TimeoutExpired:  # a SIGINT not acted on: counted as not stopping
+                process.kill()
+                process.wait()
+                where += " (SIGINT ignored, killed)"
+            events.append({"signal": str(name), "landed": where, "exit_code": process.returncode})
+            continue
+        if process.returncode == 0:
+            return events, 0
+
+
+def check_run(output_dir, run_dir, epochs):
+    """What must hold after the last rerun; returns {check: passed}."""
+    import keras
+
+    import models  # noqa: F401  (custom layers and optimizers of the saved model)
+    from utils import data as cifar
+    from utils.config import resolve_args
+    from utils.runs import read_run_args
+
+    metrics = read_json(os.path.join(run_dir, "metrics.json"), default={})
+    model_path = os.path.join(run_dir, MODEL, "best.keras")
+    checks = {
+        "one_run_folder": os.listdir(output_dir) == [os.path.basename(run_dir)],
+        "metrics_written": MODEL in metrics,
+        "one_history_row_per_epoch": history_epochs(run_dir) == list(range(epochs)),
+        "best_model_loads": os.path.isfile(model_path),
+    }
+    if checks["best_model_loads"] and checks["metrics_written"]:
+        test = cifar.prepare_data(resolve_args(read_run_args(run_dir))).test
+        model = keras.models.load_model(model_path)
+        predicted = model.predict(test.images.astype(np.float32), verbose=0).argmax(axis=1)
+        checks["best_model_gives_the_recorded_accuracy"] = bool(
+            abs(float(np.mean(predicted == test.labels)) - metrics[MODEL]["test_accuracy"]) < 1e-9
+        )
+    return checks
+
+
+def kill_and_check(data_path, workdir, kills, epochs, delays, seed):
+    """One run killed `kills` times, then checked; the record of it."""
+    output_dir = os.path.join(workdir, "runs")
+    run_dir = os.path.join(output_dir, "killed")
+    start = time.perf_counter()
+    events, exit_code = run_with_kills(
+        train_command(data_path, output_dir, epochs), run_dir, kills, delays, seed
+    )
+    checks = {"finished": exit_code == 0, **check_run(output_dir, run_dir, epochs)}
+    landed = {}
+    for event in events:
+        landed[event["landed"]] = landed.get(event["landed"], 0) + 1
+    return {
+        "kills": len(events),
+        "signals": {name: sum(e["signal"] == name for e in events) for name in SIGNALS},
+        "landed": landed,
+        "resumes": len(events),
+        "epochs": epochs,
+        "history_rows_checked": len(history_epochs(run_dir)),
+        "checks": checks,
+        "failures": sum(not passed for passed in checks.values()),
+        "events": events,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
+def parse_command_line(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="CIFAR-10 archive or folder to take the subset from")
+    parser.add_argument("--per-class", type=int, default=200, help="training and test images per class")
+    parser.add_argument("--kills", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--delays", type=float, nargs=2, default=(4.0, 25.0), help="seconds before a kill")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    options = parse_command_line(argv)
+    with tempfile.TemporaryDirectory() as workdir:
+        data_path = write_subset_archive(
+            options.data, options.per_class, os.path.join(workdir, "subset.tar.gz")
+        )
+        record = kill_and_check(
+            data_path, workdir, options.kills, options.epochs, options.delays, options.seed
+        )
+    record.update(per_class=options.per_class, delays=list(options.delays), machine=machine_description())
+    write_json(options.out, record)
+    print(f"{record['kills']} kills {record['landed']}, failures {record['failures']}: {record['checks']}")
+    return record
+
+
+if __name__ == "__main__":
+    main()
