@@ -4,7 +4,8 @@
 
 train.py runs as a subprocess on a small subset of CIFAR-10 (written as an official-format
 archive), is killed with SIGINT or SIGKILL after a random delay, and is started again with the
-same command until it finishes by itself. Where each kill landed (start-up, epoch N, testing and
+same command until it finishes by itself; rounds of fresh runs follow until `--kills` kills have
+landed. Where each kill landed (start-up, epoch N, testing and
 analysis) is read from the run folder just before the signal. The finished run must have exactly
 one history row per epoch, a best.keras that loads and gives the test accuracy metrics.json
 records, and one run folder; the record counts kills, landings, resumes and failures.
@@ -68,7 +69,9 @@ def train_command(data_path, output_dir, epochs):
 
 
 def landing(run_dir):
-    """Where the run is, from its folder: start-up, epoch N (from 1), or testing and analysis."""
+    """Where the run is, from its folder: start-up, epoch N (from 1), testing and analysis (which
+    includes a rerun's start-up once training is done), or finished (metrics.json written, the
+    process exiting)."""
     if os.path.isfile(os.path.join(run_dir, "metrics.json")):
         return "finished"
     state = read_json(os.path.join(run_dir, MODEL, "state.json"), default={"phases": {}})
@@ -89,10 +92,14 @@ def history_epochs(run_dir):
 
 def run_with_kills(command, run_dir, kills, delays, seed):
     """Start `command` again and again, killing it `kills` times after random `delays` (seconds,
-    low and high), until it exits by itself. Returns the kill events and the final exit code."""
+    low and high), until the run is finished (its metrics.json written; a rerun then refuses to
+    overwrite it) or a process exits by itself. Returns the kill events and the exit code of the
+    last process that was not killed (0 when the run finished under a kill)."""
     rng = np.random.default_rng(seed)
     events, env = [], {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
     while True:
+        if landing(run_dir) == "finished":
+            return events, 0
         process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if len(events) >= kills:
             return events, process.wait()
@@ -110,8 +117,7 @@ def run_with_kills(command, run_dir, kills, delays, seed):
                 where += " (SIGINT ignored, killed)"
             events.append({"signal": str(name), "landed": where, "exit_code": process.returncode})
             continue
-        if process.returncode == 0:
-            return events, 0
+        return events, process.returncode
 
 
 def check_run(output_dir, run_dir, epochs):
@@ -179,18 +185,45 @@ def parse_command_line(argv):
     return parser.parse_args(argv)
 
 
+def kill_in_rounds(data_path, workdir, kills, epochs, delays, seed):
+    """Rounds of `kill_and_check`, each a fresh run, until `kills` kills have landed."""
+    rounds = []
+    while sum(done["kills"] for done in rounds) < kills:
+        folder = os.path.join(workdir, f"round{len(rounds)}")
+        os.makedirs(folder)
+        remaining = kills - sum(done["kills"] for done in rounds)
+        rounds.append(kill_and_check(data_path, folder, remaining, epochs, delays, seed + len(rounds)))
+    landed = {}
+    for done in rounds:
+        for where, count in done["landed"].items():
+            landed[where] = landed.get(where, 0) + count
+    return {
+        "kills": sum(done["kills"] for done in rounds),
+        "signals": {name: sum(done["signals"][name] for done in rounds) for name in SIGNALS},
+        "landed": landed,
+        "runs": len(rounds),
+        "resumes": sum(done["resumes"] for done in rounds),
+        "history_rows_checked": sum(done["history_rows_checked"] for done in rounds),
+        "files_checked": ["history.csv", "best.keras", "metrics.json", "run folder"],
+        "failures": sum(done["failures"] for done in rounds),
+        "rounds": rounds,
+    }
+
+
 def main(argv=None):
     options = parse_command_line(argv)
     with tempfile.TemporaryDirectory() as workdir:
-        data_path = write_subset_archive(
-            options.data, options.per_class, os.path.join(workdir, "subset.tar.gz")
-        )
-        record = kill_and_check(
+        subset = os.path.join(workdir, "subset.tar.gz")
+        data_path = write_subset_archive(options.data, options.per_class, subset)
+        record = kill_in_rounds(
             data_path, workdir, options.kills, options.epochs, options.delays, options.seed
         )
-    record.update(per_class=options.per_class, delays=list(options.delays), machine=machine_description())
+    record.update(epochs=options.epochs, per_class=options.per_class, delays=list(options.delays))
+    record["machine"] = machine_description()
     write_json(options.out, record)
-    print(f"{record['kills']} kills {record['landed']}, failures {record['failures']}: {record['checks']}")
+    print(
+        f"{record['kills']} kills in {record['runs']} runs {record['landed']}, failures {record['failures']}"
+    )
     return record
 
 
