@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 import models  # noqa: F401  (registers the custom layers a saved model needs)
-from utils.analysis import saved_temperature
+from utils.analysis import class_probabilities, saved_temperature
 from utils.calibration import apply_temperature
 from utils.data import CLASS_NAMES, IMAGE_SHAPE
 from utils.errors import ImageFileError, ModelFileError
@@ -23,8 +23,8 @@ class Classifier:
     model: keras.Model
     temperature: float | None
 
-    def probabilities(self, images):
-        raw = np.asarray(self.model.predict(images.astype(np.float32), verbose=0), np.float64)
+    def probabilities(self, images, batch_size=32):
+        raw = class_probabilities(self.model, images, batch_size)
         return raw if self.temperature is None else apply_temperature(raw, self.temperature)
 
 
