@@ -278,3 +278,38 @@ def test_kill_resume_survives_kills_of_the_training_process(tiny_archive, tmp_pa
     assert record["kills"] >= 1 and record["checks"]["finished"], record
     assert record["failures"] == 0, record
     assert record["history_rows_checked"] == 3
+
+
+def test_peak_memory_records_each_phase_of_a_pretrained_run(tiny_archive, tmp_path):
+    from benchmarks import peak_memory
+
+    out = tmp_path / "memory.json"
+    record = peak_memory.main(
+        ["--data", tiny_archive, "--cases", "vgg16", "--epochs", "1", "--interval", "0.05", "--out", str(out)]
+    )
+    case = record["cases"]["vgg16"]
+    assert case["exit_code"] == 0 and case["error"] is None, case
+    assert 200 < case["peak_mib"] < 6 * 1024 and case["within_limit"] and record["all_within_limit"]
+    assert {"train", "fine_tune", "testing and analysis"} <= set(case["phase_peak_mib_sampled"])
+    assert max(case["phase_peak_mib_sampled"].values()) <= case["peak_mib"]
+    assert json.loads(out.read_text())["machine"]["cores"] >= 1
+
+
+def test_peak_memory_reports_a_failed_run_with_its_error(tiny_archive, tmp_path):
+    from benchmarks import peak_memory
+
+    record = peak_memory.main(
+        [
+            "--data",
+            tiny_archive,
+            "--cases",
+            "lenet",
+            "--set",
+            "image_size=1",
+            "--out",
+            str(tmp_path / "m.json"),
+        ]
+    )
+    case = record["cases"]["lenet"]
+    assert case["exit_code"] != 0 and "image_size" in case["error"] and not case["within_limit"]
+    assert not record["all_within_limit"]

@@ -1,8 +1,17 @@
 """The notebook, executed top to bottom with the small-run switch on the tiny archive."""
 
+import csv
 import os
+import signal
+import threading
+import time
 
 import papermill
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import DeadKernelError
+from papermill.iorw import load_notebook_node
+from papermill.parameterize import parameterize_notebook
 
 from utils.runs import read_json
 
@@ -56,3 +65,91 @@ def test_notebook_runs_top_to_bottom(tiny_archive, tmp_path):
     text = executed.read_text()
     assert "Best model:" in text and "wins by" in text
     assert "transfer learning helps most on" in text and "Most robust to the corruptions" in text
+
+
+def _client(overrides):
+    """A notebook client for the notebook with `overrides` injected as papermill would."""
+    notebook = parameterize_notebook(load_notebook_node(NOTEBOOK), {"overrides": overrides})
+    return NotebookClient(
+        notebook, kernel_name="python3", resources={"metadata": {"path": os.path.dirname(NOTEBOOK)}}
+    )
+
+
+def _run_all_cells(client):
+    for index, cell in enumerate(client.nb.cells):
+        client.execute_cell(cell, index)
+
+
+def _outputs_text(client):
+    return "".join(output.get("text", "") for cell in client.nb.cells for output in cell.get("outputs", []))
+
+
+def _history_epochs(run_dir, model):
+    with open(run_dir / model / "history.csv", newline="", encoding="utf-8") as handle:
+        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+
+
+def _lenet_overrides(tiny_archive, output_dir, epochs):
+    return {
+        "data_path": tiny_archive,
+        "models": ["lenet"],
+        "epochs": epochs,
+        "output_dir": str(output_dir),
+        "batch_size": 16,
+        "verbose": 0,
+        "precision": "float32",
+    }
+
+
+def test_rerunning_every_cell_in_the_same_kernel_starts_a_clean_second_run(tiny_archive, tmp_path):
+    client = _client(_lenet_overrides(tiny_archive, tmp_path / "runs", epochs=2))
+    with client.setup_kernel():
+        _run_all_cells(client)
+        _run_all_cells(client)  # "Run all" again: a finished run is kept, a new one starts
+    first, second = sorted((tmp_path / "runs").iterdir())
+    for run_dir in (first, second):
+        assert _history_epochs(run_dir, "lenet") == [0, 1]
+        assert "lenet" in read_json(str(run_dir / "metrics.json"))
+    text = _outputs_text(client)
+    assert f"Run folder: {second} (new)" in text and "lenet: 2 epochs in" in text
+
+
+def test_a_rerun_after_the_kernel_dies_mid_training_resumes_the_same_run(tiny_archive, tmp_path):
+    """A Colab disconnect: the kernel is killed during training, a fresh kernel reruns every cell."""
+    epochs, output_dir = 8, tmp_path / "runs"
+    overrides = _lenet_overrides(tiny_archive, output_dir, epochs)
+    client = _client(overrides)
+    with client.setup_kernel():
+        history = None
+        for index, cell in enumerate(client.nb.cells):
+            if "train_one(" in cell.source:
+                killer = threading.Thread(target=_kill_after_first_epoch, args=(client, output_dir))
+                killer.start()
+                with pytest.raises(DeadKernelError):
+                    client.execute_cell(cell, index)
+                killer.join()
+                (run_dir,) = output_dir.iterdir()
+                history = _history_epochs(run_dir, "lenet")
+                break
+            client.execute_cell(cell, index)
+    assert history and len(history) < epochs, "the kill landed during training"
+    assert not (run_dir / "metrics.json").exists()
+
+    rerun = _client(overrides)
+    with rerun.setup_kernel():
+        _run_all_cells(rerun)
+    assert list(output_dir.iterdir()) == [run_dir]
+    assert f"Run folder: {run_dir} (resumed)" in _outputs_text(rerun)
+    assert _history_epochs(run_dir, "lenet") == list(range(epochs))
+    assert "lenet" in read_json(str(run_dir / "metrics.json"))
+
+
+def _kill_after_first_epoch(client, output_dir, timeout=120):
+    """Kill the kernel as soon as a history row is written (a Colab disconnect mid-training)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = [path for path in output_dir.glob("*/lenet/history.csv") if path.read_text().count("\n") > 1]
+        if rows:
+            break
+        time.sleep(0.02)
+    os.kill(client.km.provisioner.pid, signal.SIGKILL)
