@@ -164,11 +164,48 @@ def load_keras_weights(model, path, name):
         raise WeightsError(f"Weights file {path!r} does not fit {name} without top: {error}") from error
 
 
-def build_pretrained(name, input_shape, num_classes, weights, image_size, dropout):
-    """A frozen backbone in inference mode plus a new trainable head.
+def stage_outputs(base, count):
+    """The last `count` resolution stages of `base`, deepest first: for each spatial size its
+    layers produce, the last layer producing it.
 
     Raises:
-        ConfigError: when `image_size` is below the backbone's smallest accepted side.
+        ConfigError: when `base` has fewer than `count` stages.
+    """
+    last_layer_of_size = {}
+    for layer in base.layers:
+        shape = layer.output.shape
+        if len(shape) == 4 and not isinstance(layer, keras.layers.InputLayer):
+            last_layer_of_size[tuple(shape[1:3])] = layer
+    stages = list(last_layer_of_size.values())[::-1]
+    if count > len(stages):
+        raise ConfigError(
+            f"feature_depths={count}, but {base.name} has only {len(stages)} resolution stages at this "
+            f"image size; set args['feature_depths'] to at most {len(stages)}."
+        )
+    return stages[:count]
+
+
+def pooled_features(base, x, feature_depths):
+    """The backbone applied to `x` in inference mode, its output globally pooled as layer "pool"; with
+    `feature_depths` > 1 the pooled maps of its last stages, deepest first, concatenated as "pool"."""
+    # training=False keeps BatchNorm in inference mode during fine-tuning, too.
+    if feature_depths == 1:
+        return keras.layers.GlobalAveragePooling2D(name="pool")(base(x, training=False))
+    outputs = [layer.output for layer in stage_outputs(base, feature_depths)]
+    base.name = f"{BACKBONE_LAYER}_single_output"  # the multi-output view below takes the name
+    stages = keras.Model(base.inputs, outputs, name=BACKBONE_LAYER)
+    maps = stages(x, training=False)
+    pooled = [keras.layers.GlobalAveragePooling2D(name=f"pool_{depth}")(m) for depth, m in enumerate(maps)]
+    return keras.layers.Concatenate(name="pool")(pooled)
+
+
+def build_pretrained(name, input_shape, num_classes, weights, image_size, dropout, feature_depths=1):
+    """A frozen backbone in inference mode plus a new trainable head on its pooled features
+    (from its output, or from its last `feature_depths` resolution stages).
+
+    Raises:
+        ConfigError: when `image_size` is below the backbone's smallest accepted side, or the
+            backbone has fewer than `feature_depths` stages.
     """
     smallest = BACKBONES[name].min_image_size
     if image_size < smallest:
@@ -184,17 +221,15 @@ def build_pretrained(name, input_shape, num_classes, weights, image_size, dropou
     x = BackbonePreprocess(name, name="preprocess")(x)
     base = load_backbone(name, (image_size, image_size, input_shape[2]), weights)
     base.trainable = False
-    # training=False keeps BatchNorm in inference mode during fine-tuning, too.
-    x = base(x, training=False)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = pooled_features(base, x, feature_depths)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     return keras.Model(inputs, classifier(num_classes)(x), name=name)
 
 
 def _register(name):
     @register_model(name)
-    def builder(input_shape, num_classes, weights="imagenet", image_size=32, dropout=0.3):
-        return build_pretrained(name, input_shape, num_classes, weights, image_size, dropout)
+    def builder(input_shape, num_classes, weights="imagenet", image_size=32, dropout=0.3, feature_depths=1):
+        return build_pretrained(name, input_shape, num_classes, weights, image_size, dropout, feature_depths)
 
     builder.__doc__ = f"{name} backbone (ImageNet weights) with a new head; see build_pretrained."
     return builder

@@ -4,6 +4,7 @@ import os
 
 import keras
 import numpy as np
+import pytest
 
 import models
 from models.pretrained import get_backbone
@@ -17,9 +18,11 @@ IMAGES = np.random.default_rng(0).integers(0, 256, size=(6, 32, 32, 3)).astype(n
 NO_AUGMENTATION = {"augment_flip": False, "augment_translate": 0}
 
 
-def lite(image_size=32, seed=0):
+def lite(image_size=32, seed=0, feature_depths=1):
     keras.utils.set_random_seed(seed)
-    return models.build_model("efficientnet_lite0", weights=None, image_size=image_size)
+    return models.build_model(
+        "efficientnet_lite0", weights=None, image_size=image_size, feature_depths=feature_depths
+    )
 
 
 def test_features_are_cached_and_reused(tmp_path):
@@ -42,6 +45,7 @@ def test_cache_key_changes_with_weights_image_size_and_images():
     assert cache_key(lite(seed=1), IMAGES) != key
     assert cache_key(lite(image_size=64), IMAGES) != key
     assert cache_key(model, IMAGES[::-1]) != key
+    assert cache_key(lite(feature_depths=2), IMAGES) != key  # same weights, more maps pooled
     get_backbone(model).get_layer("head_conv").kernel.assign(np.zeros((1, 1, 320, 1280), "float32"))
     assert cache_key(model, IMAGES) != key
 
@@ -56,7 +60,18 @@ def test_head_model_shares_the_head_weights():
     assert {id(w) for w in head.weights} <= {id(w) for w in model.weights}
 
 
-def test_frozen_phase_on_cached_features_trains_only_the_head(tiny_args, tmp_path):
+def test_features_of_several_depths_are_the_pooled_stage_maps_concatenated():
+    model = lite(feature_depths=3)
+    maps = keras.Model(model.inputs, get_backbone(model)(model.get_layer("preprocess").output))
+    deepest, middle, shallow = maps.predict(IMAGES.astype("float32"), verbose=0)
+    assert [m.shape[1:] for m in (deepest, middle, shallow)] == [(1, 1, 1280), (2, 2, 672), (4, 4, 240)]
+    features = feature_model(model).predict(IMAGES.astype("float32"), verbose=0)
+    expected = np.concatenate([m.mean(axis=(1, 2)) for m in (deepest, middle, shallow)], axis=1)
+    np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("feature_depths", [1, 3])
+def test_frozen_phase_on_cached_features_trains_only_the_head(tiny_args, tmp_path, feature_depths):
     args = resolve_args(
         {
             **tiny_args,
@@ -69,10 +84,12 @@ def test_frozen_phase_on_cached_features_trains_only_the_head(tiny_args, tmp_pat
             "optimizer": "adam",
             "learning_rate": 0.01,
             "lr_schedule": "constant",
+            "feature_depths": feature_depths,
         }
     )
     datasets = make_datasets(prepare_data(args), args)
     model = build_for_run("efficientnet_lite0", args)
+    assert model.get_layer("pool").output.shape[1] == {1: 1280, 3: 2192}[feature_depths]
     backbone_before = [np.array(w) for w in get_backbone(model).weights]
     head_before = np.array(model.get_layer("predictions").kernel)
     run = open_run(args, args["output_dir"])

@@ -48,6 +48,14 @@ def test_gradcam_of_a_chosen_class():
         # at 32 px the backbone's output is 1x1: the search goes on inside it
         ("vgg16", {"weights": None, "image_size": 32}, "backbone/block5_conv3", (2, 2)),
         ("efficientnet_lite0", {"weights": None, "image_size": 32}, "backbone/block11_expand_relu6", (2, 2)),
+        # a multi-output backbone (pooled maps of several stages): inside it, or its deepest map
+        (
+            "efficientnet_lite0",
+            {"weights": None, "image_size": 32, "feature_depths": 3},
+            "backbone/block11_expand_relu6",
+            (2, 2),
+        ),
+        ("vgg16", {"weights": None, "image_size": 64, "feature_depths": 2}, "backbone", (2, 2)),
     ],
 )
 def test_feature_map_found_in_every_family_and_after_reloading(name, options, layer, shape, tmp_path):

@@ -149,6 +149,11 @@ def test_inception_refuses_images_below_its_minimum():
     assert build("inceptionv3").input_shape == (None, 32, 32, 3)  # resized to 75 inside the model
 
 
+def test_more_feature_depths_than_stages_are_refused():
+    with pytest.raises(ConfigError, match="feature_depths=7, but backbone has only 6 resolution stages"):
+        models.build_model("vgg16", weights=None, image_size=32, feature_depths=7)
+
+
 def test_missing_weights_file_is_named():
     with pytest.raises(WeightsError, match="'/nowhere/w.h5' does not exist"):
         models.build_model("vgg16", weights="/nowhere/w.h5")

@@ -69,9 +69,11 @@ def apply_offline_fallback(args):
 
 
 def model_options_for(name, args):
-    """Builder options from args: weights and image_size for pretrained models, then
-    the model's own entry of args['model_options'], which wins."""
-    options = {"weights": args["weights"], "image_size": args["image_size"]} if name in BACKBONES else {}
+    """Builder options from args: weights, image_size and feature_depths for pretrained models,
+    then the model's own entry of args['model_options'], which wins."""
+    options = {}
+    if name in BACKBONES:
+        options = {key: args[key] for key in ("weights", "image_size", "feature_depths")}
     return {**options, **args["model_options"].get(name, {})}
 
 

@@ -32,10 +32,12 @@ def head_model(model):
 
 
 def cache_key(model, images):
-    """A hex digest of everything the features depend on: weights, input size, precision, images."""
+    """A hex digest of everything the features depend on: weights, input size, which maps are
+    pooled, precision, images."""
     digest = hashlib.sha256()
     backbone = get_backbone(model)  # the only weights before the pooled features
-    digest.update(f"{model.name} {backbone.input_shape} {model.dtype_policy.name}".encode())
+    pooled = model.get_layer(POOL_LAYER).output.shape
+    digest.update(f"{model.name} {backbone.input_shape} {pooled} {model.dtype_policy.name}".encode())
     for weight in backbone.weights:
         digest.update(weight.path.encode())
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())

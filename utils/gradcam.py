@@ -47,7 +47,8 @@ def find_feature_map(model):
 
     A nested model (a pretrained backbone) whose output is larger than 1x1 is taken whole, its
     output being its last convolutional map; at small image sizes, where that output is 1x1,
-    the search continues inside it. Works on a model reloaded from a file.
+    the search continues inside it. A backbone with several outputs (pooled maps of several
+    stages, deepest first) is judged by its deepest map. Works on a model reloaded from a file.
 
     Raises:
         ValueError: when no layer outputs a feature map larger than 1x1.
@@ -70,12 +71,13 @@ def _explainer(model, feature_map):
         return keras.Model(model.inputs, [_node(feature_map.layer).output_tensors[0], model.output])
     nested = _node(feature_map.inside)
     before = keras.Model(model.inputs, nested.input_tensors[0])
-    inside = keras.Model(feature_map.inside.inputs, [feature_map.layer.output, feature_map.inside.output])
-    after = keras.Model(nested.output_tensors[0], model.output)
+    # A backbone may have several outputs (feature_depths > 1): all of them lead to the head.
+    inside = keras.Model(feature_map.inside.inputs, [feature_map.layer.output, *feature_map.inside.outputs])
+    after = keras.Model(nested.output_tensors, model.output)
 
     def explain(images, training=False):
-        features, nested_output = inside(before(images, training=training), training=training)
-        return features, after(nested_output, training=training)
+        features, *nested_outputs = inside(before(images, training=training), training=training)
+        return features, after(nested_outputs, training=training)
 
     return explain
 

@@ -143,6 +143,15 @@ SETTINGS = {
         _between(32, 512),
         "an integer in [32, 512]",
     ),
+    "feature_depths": Setting(
+        1,
+        (int,),
+        "Pretrained models: the head reads the globally pooled maps of the backbone's last N "
+        "resolution stages, concatenated (1: its output only; more adds mid-level features, "
+        "which helps most while the backbone is frozen).",
+        _between(1, 8),
+        "an integer in [1, 8]",
+    ),
     # --- optimizer and schedule ------------------------------------------------
     "optimizer": Setting(
         "sgd",
