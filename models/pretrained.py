@@ -10,6 +10,7 @@ import os
 import socket
 
 import keras
+import tensorflow as tf
 
 from models import efficientnet_lite
 from models.layers import classifier
@@ -135,6 +136,53 @@ class BackbonePreprocess(keras.layers.Layer):
         return {**super().get_config(), "backbone": self.backbone}
 
 
+@keras.saving.register_keras_serializable(package="cifar10")
+class ResizeToSide(keras.layers.Layer):
+    """Bilinear resize to a square side held in a non-trainable weight, so a callback can change
+    it between epochs (progressive resizing) in one traced graph; a saved model keeps its side.
+
+    Its symbolic output has the largest side, `final_side`, which the backbone is built for.
+    """
+
+    def __init__(self, side, final_side, **kwargs):
+        super().__init__(**kwargs)
+        self.initial_side, self.final_side = side, final_side
+
+    def build(self, input_shape):
+        self.side = self.add_weight(
+            shape=(),
+            dtype="int32",
+            initializer=keras.initializers.Constant(self.initial_side),
+            trainable=False,
+            name="side",
+        )
+
+    def call(self, images):
+        side = tf.convert_to_tensor(self.side.value)
+        return tf.image.resize(images, tf.stack([side, side]))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.final_side, self.final_side, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "side": self.initial_side, "final_side": self.final_side}
+
+
+def resize_layer(image_size, image_size_start, input_side):
+    """The layer resizing CIFAR images for the backbone: to a side a callback can change when
+    `image_size_start` is given, else to `image_size` (None when that is the input's side)."""
+    if image_size_start is not None:
+        if not input_side <= image_size_start <= image_size:
+            raise ConfigError(
+                f"image_size_start = {image_size_start} is not accepted: expected a side from "
+                f"{input_side} to image_size ({image_size})."
+            )
+        return ResizeToSide(image_size_start, image_size, name="resize")
+    if image_size != input_side:
+        return keras.layers.Resizing(image_size, image_size, name="resize")
+    return None
+
+
 def load_backbone(name, input_shape, weights):
     """Build backbone `name` without its top, with weights "imagenet", a file, or None.
 
@@ -199,9 +247,13 @@ def pooled_features(base, x, feature_depths):
     return keras.layers.Concatenate(name="pool")(pooled)
 
 
-def build_pretrained(name, input_shape, num_classes, weights, image_size, dropout, feature_depths=1):
+def build_pretrained(
+    name, input_shape, num_classes, weights, image_size, dropout, feature_depths=1, image_size_start=None
+):
     """A frozen backbone in inference mode plus a new trainable head on its pooled features
-    (from its output, or from its last `feature_depths` resolution stages).
+    (from its output, or from its last `feature_depths` resolution stages). With
+    `image_size_start` the images are resized to a side that starts there and that
+    `utils.callbacks.ImageSizeSchedule` raises towards `image_size` while training.
 
     Raises:
         ConfigError: when `image_size` is below the backbone's smallest accepted side, or the
@@ -216,8 +268,9 @@ def build_pretrained(name, input_shape, num_classes, weights, image_size, dropou
         )
     inputs = keras.Input(shape=input_shape, name="images")
     x = inputs
-    if image_size != input_shape[0]:
-        x = keras.layers.Resizing(image_size, image_size, name="resize")(x)
+    resize = resize_layer(image_size, image_size_start, input_shape[0])
+    if resize is not None:
+        x = resize(x)
     x = BackbonePreprocess(name, name="preprocess")(x)
     base = load_backbone(name, (image_size, image_size, input_shape[2]), weights)
     base.trainable = False
@@ -228,8 +281,18 @@ def build_pretrained(name, input_shape, num_classes, weights, image_size, dropou
 
 def _register(name):
     @register_model(name)
-    def builder(input_shape, num_classes, weights="imagenet", image_size=32, dropout=0.3, feature_depths=1):
-        return build_pretrained(name, input_shape, num_classes, weights, image_size, dropout, feature_depths)
+    def builder(
+        input_shape,
+        num_classes,
+        weights="imagenet",
+        image_size=32,
+        dropout=0.3,
+        feature_depths=1,
+        image_size_start=None,
+    ):
+        return build_pretrained(
+            name, input_shape, num_classes, weights, image_size, dropout, feature_depths, image_size_start
+        )
 
     builder.__doc__ = f"{name} backbone (ImageNet weights) with a new head; see build_pretrained."
     return builder
@@ -251,6 +314,12 @@ def with_offline_fallback(models, weights):
     unavailable = [name for name in models if name in BACKBONES and not BACKBONES[name].imagenet_available()]
     chosen = [OFFLINE_BACKBONE if name in unavailable else name for name in models]
     return list(dict.fromkeys(chosen)), unavailable
+
+
+def resizable_side(model):
+    """The `ResizeToSide` layer of `model`, or None when its image side is fixed."""
+    layers = [layer for layer in model.layers if isinstance(layer, ResizeToSide)]
+    return layers[0] if layers else None
 
 
 def is_pretrained(model):

@@ -25,6 +25,33 @@ class EpochTimer(keras.callbacks.Callback):
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
+def scheduled_sides(start, end, epochs, multiple=8):
+    """Image sides for `epochs` epochs rising linearly from `start` to `end`, each a multiple of
+    `multiple` (but the first and last, which are `start` and `end`)."""
+    if epochs == 1:
+        return [end]
+    sides = [start + (end - start) * epoch / (epochs - 1) for epoch in range(epochs)]
+    return [start, *(int(multiple * round(side / multiple)) for side in sides[1:-1]), end]
+
+
+class ImageSizeSchedule(keras.callbacks.Callback):
+    """Sets a `ResizeToSide` layer's side at the start of each epoch from `sides` (the first for
+    epoch `first_epoch`) and adds it to the logs as `image_size`."""
+
+    def __init__(self, layer, sides, first_epoch):
+        super().__init__()
+        self.layer, self.sides, self.first_epoch = layer, sides, first_epoch
+
+    def _side(self, epoch):
+        return self.sides[min(max(epoch - self.first_epoch, 0), len(self.sides) - 1)]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.layer.side.assign(self._side(epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["image_size"] = self._side(epoch)
+
+
 class StopOnNaN(keras.callbacks.Callback):
     """Stops training at the first batch whose loss is NaN or infinite, remembering the epoch
     (from 0) in `nan_epoch` so the caller can say where it happened."""
@@ -115,9 +142,10 @@ class Lookahead(keras.callbacks.Callback):
             weight.assign(slow)
 
 
-def make_callbacks(args, model_dir, monitor, phase, history, total_steps):
-    """The callbacks `args` switch on, writing into `model_dir`."""
-    callbacks = [EpochTimer()]
+def make_callbacks(args, model_dir, monitor, phase, history, total_steps, phase_callbacks=()):
+    """The callbacks `args` switch on, writing into `model_dir`; `phase_callbacks` run first, so
+    what they add to the logs reaches history.csv."""
+    callbacks = [EpochTimer(), *phase_callbacks]
     if args["lookahead_steps"]:
         callbacks.append(Lookahead(args["lookahead_steps"], total_steps))
     if args["backup_and_restore"]:

@@ -55,6 +55,13 @@ def _check_combinations(args):
             f"args['lr_schedule'] = 'constant' (got {args['lr_schedule']!r}): ReduceLROnPlateau "
             "cannot change a scheduled learning rate."
         )
+    start = args["image_size_start"]
+    if start is not None and (start >= args["image_size"] or args["fine_tune_epochs"] < 1):
+        raise ConfigError(
+            f"args['image_size_start'] = {start!r} needs a larger args['image_size'] (got "
+            f"{args['image_size']!r}) and args['fine_tune_epochs'] >= 1 (got {args['fine_tune_epochs']!r}): "
+            "fine-tuning raises the side from the first to the second."
+        )
     for name, options in args["model_options"].items():
         if not isinstance(options, dict):
             raise ConfigError(

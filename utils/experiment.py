@@ -69,11 +69,11 @@ def apply_offline_fallback(args):
 
 
 def model_options_for(name, args):
-    """Builder options from args: weights, image_size and feature_depths for pretrained models,
+    """Builder options from args: weights, image sizes and feature_depths for pretrained models,
     then the model's own entry of args['model_options'], which wins."""
     options = {}
     if name in BACKBONES:
-        options = {key: args[key] for key in ("weights", "image_size", "feature_depths")}
+        options = {key: args[key] for key in ("weights", "image_size", "feature_depths", "image_size_start")}
     return {**options, **args["model_options"].get(name, {})}
 
 

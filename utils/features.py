@@ -13,7 +13,7 @@ import os
 import keras
 import numpy as np
 
-from models.pretrained import get_backbone
+from models.pretrained import get_backbone, resizable_side
 from utils.data import Split
 
 POOL_LAYER = "pool"
@@ -32,12 +32,14 @@ def head_model(model):
 
 
 def cache_key(model, images):
-    """A hex digest of everything the features depend on: weights, input size, which maps are
-    pooled, precision, images."""
+    """A hex digest of everything the features depend on: weights, input size (and the side of a
+    resizable model), which maps are pooled, precision, images."""
     digest = hashlib.sha256()
     backbone = get_backbone(model)  # the only weights before the pooled features
     pooled = model.get_layer(POOL_LAYER).output.shape
-    digest.update(f"{model.name} {backbone.input_shape} {pooled} {model.dtype_policy.name}".encode())
+    resize = resizable_side(model)
+    side = "" if resize is None else int(keras.ops.convert_to_numpy(resize.side))
+    digest.update(f"{model.name} {backbone.input_shape} {side} {pooled} {model.dtype_policy.name}".encode())
     for weight in backbone.weights:
         digest.update(weight.path.encode())
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())

@@ -143,6 +143,15 @@ SETTINGS = {
         _between(32, 512),
         "an integer in [32, 512]",
     ),
+    "image_size_start": Setting(
+        None,
+        (int, NoneType),
+        "Pretrained models, progressive resizing: the head phase trains at this side and fine-tuning "
+        "raises it linearly, epoch by epoch, to image_size (multiples of 8); small early epochs are "
+        "cheap. The saved model resizes to the side of its best epoch. null: image_size throughout.",
+        _between(32, 512),
+        "null or an integer in [32, 512]",
+    ),
     "feature_depths": Setting(
         1,
         (int,),

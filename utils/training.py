@@ -8,8 +8,15 @@ import time
 import keras
 
 from models import adapt_to_images
-from models.pretrained import get_backbone, is_pretrained
-from utils.callbacks import BEST_MODEL_FILE, HISTORY_FILE, StopOnNaN, make_callbacks
+from models.pretrained import get_backbone, is_pretrained, resizable_side
+from utils.callbacks import (
+    BEST_MODEL_FILE,
+    HISTORY_FILE,
+    ImageSizeSchedule,
+    StopOnNaN,
+    make_callbacks,
+    scheduled_sides,
+)
 from utils.environment import choose_jit_compile
 from utils.errors import TrainingError
 from utils.features import feature_split, head_model
@@ -112,7 +119,8 @@ class _PhaseRun:
     extra_callbacks: tuple
 
     def fit(self, model, args, train, validation, steps_per_epoch, callback_args=None):
-        """Compile `model` with the phase's schedule and fit it with the args' callbacks."""
+        """Compile `model` with the phase's schedule and fit it with the args' callbacks (and
+        the image size schedule of a model whose side can change, while fine-tuning)."""
         total_steps = self.phase.epochs * steps_per_epoch
         warmup_steps = round(args["warmup_epochs"] * steps_per_epoch)
         rate_factors = fine_tune_rate_factors(model, args) if self.phase.name == "fine_tune" else None
@@ -120,7 +128,13 @@ class _PhaseRun:
         compile_model(model, args, schedule, rate_factors)
         monitor = monitored_metric(validation is not None)
         callbacks = make_callbacks(
-            callback_args or args, self.model_dir, monitor, self.phase.name, self.history, total_steps
+            callback_args or args,
+            self.model_dir,
+            monitor,
+            self.phase.name,
+            self.history,
+            total_steps,
+            self._size_schedule(model),
         )
         model.fit(
             train,
@@ -132,6 +146,13 @@ class _PhaseRun:
             verbose=args["verbose"],
         )
         self._refuse_nan(callbacks)
+
+    def _size_schedule(self, model):
+        layer = resizable_side(model)
+        if layer is None or self.phase.name != "fine_tune":
+            return ()
+        sides = scheduled_sides(layer.initial_side, layer.final_side, self.phase.epochs)
+        return (ImageSizeSchedule(layer, sides, self.first_epoch),)
 
     def _refuse_nan(self, callbacks):
         """Raise instead of keeping weights whose loss went NaN as a finished phase."""
