@@ -11,6 +11,7 @@ each phase's peak (sampled, so a spike shorter than the interval may be missed).
 """
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -63,7 +64,8 @@ def train_command(data_path, output_dir, model, overrides, epochs):
 
 
 def _text(value):
-    return "null" if value is None else str(value)
+    """An override's value as train.py's --set reads it (JSON, or a plain string)."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def phase_now(run_dir, model):
@@ -149,6 +151,7 @@ def parse_command_line(argv):
     parser.add_argument("--epochs", type=int, default=2, help="epochs of each training phase but fine-tuning")
     parser.add_argument("--interval", type=float, default=0.25, help="seconds between memory samples")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra override")
+    parser.add_argument("--append", action="store_true", help="add the cases to the record at --out")
     parser.add_argument("--out", required=True)
     return parser.parse_args(argv)
 
@@ -157,6 +160,8 @@ def main(argv=None):
     options = parse_command_line(argv)
     extra = dict(item.split("=", 1) for item in options.set)
     record = {"limit_gib": LIMIT_GIB, "data": os.path.basename(options.data), "cases": {}}
+    if options.append:
+        record["cases"] = read_json(options.out, default=record)["cases"]
     for name in options.cases:
         model, overrides = CASES[name]
         overrides = {**overrides, **extra}

@@ -313,3 +313,14 @@ def test_peak_memory_reports_a_failed_run_with_its_error(tiny_archive, tmp_path)
     case = record["cases"]["lenet"]
     assert case["exit_code"] != 0 and "image_size" in case["error"] and not case["within_limit"]
     assert not record["all_within_limit"]
+
+
+def test_peak_memory_passes_overrides_as_train_py_reads_them():
+    from benchmarks import peak_memory
+
+    command = peak_memory.train_command(
+        "data.tar.gz", "out", "vgg16", {"augment_flip": False, "weights": None, "fine_tune_layers": "all"}, 2
+    )
+    assert {"augment_flip=false", "weights=null", "fine_tune_layers=all", "models=vgg16", "epochs=2"} <= set(
+        command
+    )
