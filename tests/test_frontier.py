@@ -57,6 +57,7 @@ def test_conclusion_names_the_winner_and_the_runner_up_of_each_budget():
 def test_tiny_frontier_writes_a_record_and_a_figure(tiny_archive, tmp_path):
     out, figure = tmp_path / "frontier.json", tmp_path / "frontier.png"
     common = ["--data", tiny_archive, "--set", "small_run=true", "--set", "precision=float32"]
+    common += ["--set", f"feature_cache_dir={tmp_path / 'cache'}"]
     budget_frontier.main([*common, "--points", "fast_cnn 3 ep", "--out", str(out)])
     record = budget_frontier.main(
         [
@@ -79,3 +80,4 @@ def test_tiny_frontier_writes_a_record_and_a_figure(tiny_archive, tmp_path):
     assert set(record["winners"]) == {"5", "15", "30", "60"}
     assert json.loads(out.read_text())["points"] == record["points"]
     assert figure.stat().st_size > 10_000
+    assert len(list((tmp_path / "cache").iterdir())) == 2  # the frozen point's train and test features

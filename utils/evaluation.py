@@ -30,12 +30,16 @@ def predict(model, dataset, flip_tta=False):
 
 
 def _forward(model, dataset, mirror):
-    """(probabilities, probabilities of the mirror images or None, labels), one pass each."""
+    """(probabilities, probabilities of the mirror images or None, labels), one pass each.
+
+    Batches go through the model's compiled predict step: calling the model eagerly kept about
+    11 GiB resident for a 224-px backbone on CPU.
+    """
     plain, mirrored, labels = [], [], []
     for images, one_hot in dataset:
-        plain.append(np.asarray(model(images, training=False), dtype=np.float64))
+        plain.append(np.asarray(model.predict_on_batch(images), dtype=np.float64))
         if mirror:
-            mirrored.append(np.asarray(model(images[:, :, ::-1, :], training=False), dtype=np.float64))
+            mirrored.append(np.asarray(model.predict_on_batch(images[:, :, ::-1, :]), dtype=np.float64))
         labels.append(np.argmax(one_hot, axis=-1))
     return np.concatenate(plain), (np.concatenate(mirrored) if mirror else None), np.concatenate(labels)
 
