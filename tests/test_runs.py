@@ -4,7 +4,15 @@ import pytest
 
 from utils.config import resolve_args
 from utils.errors import RunFolderError
-from utils.runs import open_run, read_history, read_json, write_history_row, write_json
+from utils.runs import (
+    open_run,
+    partial_path,
+    read_history,
+    read_json,
+    save_atomically,
+    write_history_row,
+    write_json,
+)
 
 
 def test_new_run_saves_its_exact_args(tmp_path):
@@ -69,3 +77,25 @@ def test_history_rewrite_keeps_one_row_per_epoch(tmp_path):
     with open(path, encoding="utf-8") as handle:
         assert handle.read().splitlines() == ["epoch,loss,val_loss", "0,2.5,2.0", "1,1.4,1.7"]
     assert not os.path.exists(path + ".tmp")
+
+
+def test_partial_files_keep_the_suffix_keras_checks():
+    assert partial_path("run/m/phase_train.weights.h5") == "run/m/phase_train.partial.weights.h5"
+    assert partial_path("best.keras") == "best.partial.keras"
+
+
+def test_a_save_interrupted_midway_leaves_the_previous_file(tmp_path):
+    path = tmp_path / "final.keras"
+    path.write_text("previous model")
+
+    def interrupted(file):
+        with open(file, "w") as handle:
+            handle.write("half of a")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        save_atomically(interrupted, str(path))
+    assert path.read_text() == "previous model"
+    save_atomically(lambda file: open(file, "w").write("new model"), str(path))
+    assert path.read_text() == "new model"
+    assert [p.name for p in tmp_path.iterdir()] == ["final.keras"]  # the partial file was renamed

@@ -8,7 +8,7 @@ import time
 import keras
 import numpy as np
 
-from utils.runs import write_history_row
+from utils.runs import partial_path, write_history_row
 
 BEST_MODEL_FILE = "best.keras"
 HISTORY_FILE = "history.csv"
@@ -74,7 +74,7 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def _save_model(self, epoch, batch, logs):
         final = self.filepath
-        partial = final.removesuffix(".keras") + ".partial.keras"
+        partial = partial_path(final)
         if os.path.exists(partial):  # left by an earlier interruption
             os.remove(partial)
         self.filepath = partial

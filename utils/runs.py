@@ -29,6 +29,22 @@ class RunFolder:
         return os.path.join(self.path, name)
 
 
+def partial_path(path):
+    """Where `path` is written before being renamed into place: the same folder and suffix (which
+    Keras checks), "partial" before the suffix."""
+    folder, name = os.path.split(path)
+    stem, _, suffix = name.partition(".")
+    return os.path.join(folder, f"{stem}.partial.{suffix}")
+
+
+def save_atomically(save, path):
+    """`save(file)` into `partial_path(path)`, then rename it over `path`: an interruption during
+    the write leaves the previous file (or none), never half of one."""
+    partial = partial_path(path)
+    save(partial)
+    os.replace(partial, path)
+
+
 def write_json(path, value):
     """Write JSON atomically, so an interruption never leaves half a file."""
     temporary = f"{path}.tmp"

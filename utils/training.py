@@ -22,7 +22,7 @@ from utils.errors import TrainingError
 from utils.features import feature_split, head_model
 from utils.optimizers import make_optimizer, make_schedule, steps_per_epoch
 from utils.pipeline import make_dataset
-from utils.runs import read_history, read_json, write_json
+from utils.runs import read_history, read_json, save_atomically, write_json
 
 FINAL_MODEL_FILE = "final.keras"
 STATE_FILE = "state.json"
@@ -197,7 +197,7 @@ def _fit_head_on_features(model, run, datasets, args, record):
     no_files = {**args, "checkpoint": False, "backup_and_restore": False}
     run.fit(head_model(model), args, train, validation, steps_per_epoch(len(data.train), batch), no_files)
     if args["checkpoint"]:
-        model.save(os.path.join(run.model_dir, BEST_MODEL_FILE))
+        save_atomically(model.save, os.path.join(run.model_dir, BEST_MODEL_FILE))
 
 
 def train_model(name, model, datasets, args, model_dir, extra_callbacks=()):
@@ -236,7 +236,7 @@ def train_model(name, model, datasets, args, model_dir, extra_callbacks=()):
             _fit_head_on_features(model, run, datasets, args, record)
         else:
             run.fit(model, args, datasets.train, datasets.validation, datasets.steps_per_epoch)
-        model.save_weights(weights_path)
+        save_atomically(model.save_weights, weights_path)
         record["done"] = True
         write_json(state_path, state)
     restore_best(model, model_dir)
@@ -262,7 +262,7 @@ def restore_best(model, model_dir):
     if os.path.isfile(best):
         model.load_weights(best)
     else:
-        model.save(os.path.join(model_dir, FINAL_MODEL_FILE))
+        save_atomically(model.save, os.path.join(model_dir, FINAL_MODEL_FILE))
 
 
 def planned_learning_rates(args, steps, has_backbone, points_per_phase=200):
