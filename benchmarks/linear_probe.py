@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
 from utils import data as cifar  # noqa: E402
 from utils.config import resolve_args  # noqa: E402
-from utils.environment import prepare_session, set_seed  # noqa: E402
+from utils.environment import choose_precision, prepare_session, set_seed  # noqa: E402
 from utils.experiment import build_for_run  # noqa: E402
 from utils.features import cached_features  # noqa: E402
 from utils.runs import write_json  # noqa: E402
@@ -112,13 +112,13 @@ def main(argv=None):
             "precision": options.precision,
         }
     )
-    policy = prepare_session(args)
+    prepare_session(args)
     data = probe_data(args, options.train_per_class, options.test_per_class)
     probes = [probe_weights(args, data, weights) for weights in (options.weights, None)]
     record = {
         "model": options.model,
         "image_size": options.image_size,
-        "precision": policy,
+        "precision": choose_precision(args["precision"], options.model),  # as build_for_run picks it
         "train_images": len(data.train),
         "test_images": len(data.test),
         "pretrained": probes[0],

@@ -112,7 +112,7 @@ def accuracy_within(epochs, start_seconds):
 def run_seed(args, time_limit=None):
     """Train and evaluate one seed (stopping after `time_limit` seconds if given); returns its record."""
     start = time.perf_counter()
-    policy = prepare_session(args)
+    prepare_session(args)
     data = cifar.prepare_data(args)
     datasets = make_datasets(data, args)
     model = build_for_run(args["models"][0], args)
@@ -131,7 +131,7 @@ def run_seed(args, time_limit=None):
         "phase": training_phase(model, trained),
         "image_size": args["image_size"] if is_pretrained(model) else cifar.IMAGE_SHAPE[0],
         "feature_seconds": feature_seconds,
-        "precision": policy,
+        "precision": model.dtype_policy.name,  # the model's own (build_for_run), not the session's
         "test_accuracy": row["test_accuracy"],
         "test_accuracy_tta": row["test_accuracy_tta"],
         "test_loss": row["test_loss"],

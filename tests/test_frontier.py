@@ -3,6 +3,7 @@
 import json
 
 from benchmarks import budget_frontier
+from utils.environment import choose_precision
 from utils.frontier import best_within, frontier_conclusion, winners
 
 
@@ -56,9 +57,11 @@ def test_conclusion_names_the_winner_and_the_runner_up_of_each_budget():
 
 def test_tiny_frontier_writes_a_record_and_a_figure(tiny_archive, tmp_path):
     out, figure = tmp_path / "frontier.json", tmp_path / "frontier.png"
-    common = ["--data", tiny_archive, "--set", "small_run=true", "--set", "precision=float32"]
+    common = ["--data", tiny_archive, "--set", "small_run=true"]
     common += ["--set", f"feature_cache_dir={tmp_path / 'cache'}"]
-    budget_frontier.main([*common, "--points", "fast_cnn 3 ep", "--out", str(out)])
+    budget_frontier.main(
+        [*common, "--set", "precision=float32", "--points", "fast_cnn 3 ep", "--out", str(out)]
+    )
     record = budget_frontier.main(
         [
             *common,
@@ -76,6 +79,8 @@ def test_tiny_frontier_writes_a_record_and_a_figure(tiny_archive, tmp_path):
     assert (scratch["approach"], scratch["phase"]) == ("from scratch", "scratch")
     assert (frozen["approach"], frozen["phase"], frozen["image_size"]) == ("pretrained", "frozen", 96)
     assert frozen["feature_seconds"] > 0 and frozen["overrides"]["feature_depths"] == 3
+    # the precision its model was built with, not the session's (which differs on bf16 CPUs)
+    assert frozen["precision"] == choose_precision("auto", "efficientnet_lite0")
     assert all(0 <= p["test_accuracy"] <= 1 and p["train_seconds"] > 0 for p in record["points"])
     assert set(record["winners"]) == {"5", "15", "30", "60"}
     assert json.loads(out.read_text())["points"] == record["points"]
