@@ -29,9 +29,9 @@ def test_features_are_cached_and_reused(tmp_path):
     model = lite()
     first, from_cache = cached_features(model, IMAGES, str(tmp_path), batch_size=4)
     assert not from_cache and first.shape == (6, 1280) and first.dtype == np.float32
-    np.testing.assert_allclose(
-        first, feature_model(model).predict(IMAGES.astype("float32"), verbose=0), rtol=1e-5
-    )
+    # Random weights give features near 1e-13, where other batch sizes round differently.
+    expected = feature_model(model).predict(IMAGES.astype("float32"), verbose=0)
+    np.testing.assert_allclose(first, expected, rtol=1e-5, atol=1e-4 * np.abs(expected).max())
     again, from_cache = cached_features(model, IMAGES, str(tmp_path), batch_size=4)
     assert from_cache
     np.testing.assert_array_equal(again, first)
