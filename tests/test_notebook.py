@@ -34,12 +34,15 @@ def test_notebook_runs_top_to_bottom(tiny_archive, tmp_path):
     papermill.execute_notebook(
         NOTEBOOK,
         str(executed),
-        parameters={"overrides": overrides},
+        parameters={"overrides": overrides, "search_trials": 2},
         cwd=os.path.dirname(NOTEBOOK),
         kernel_name="python3",
         progress_bar=False,
     )
     (run_dir,) = output_dir.iterdir()
+    search_rows = (run_dir / "search" / "trials.csv").read_text().splitlines()[1:]
+    assert len(search_rows) == 2 and all(",COMPLETED," in row for row in search_rows)
+    assert (run_dir / "search" / "best_args.json").is_file()
     metrics = read_json(str(run_dir / "metrics.json"))
     assert list(metrics) == ["custom_cnn", "lenet", "fast_cnn", "vgg16"]
     assert all(0 <= row["test_accuracy"] <= 1 for row in metrics.values())

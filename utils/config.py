@@ -26,11 +26,11 @@ def resolve_args(overrides=None):
         raise ConfigError(f"Unknown args key(s) {unknown}. Known keys: {', '.join(SETTINGS)}.")
     args = default_args()
     preset = overrides.get("preset")
-    _check_value("preset", preset)
+    check_value("preset", preset)
     args.update(PRESETS.get(preset, {}))
     args.update(overrides)
     for key, value in args.items():
-        _check_value(key, value)
+        check_value(key, value)
     _check_combinations(args)
     if args["small_run"]:
         args["epochs"] = 1
@@ -38,7 +38,8 @@ def resolve_args(overrides=None):
     return args
 
 
-def _check_value(key, value):
+def check_value(key, value):
+    """Raise ConfigError unless `value` is of a type and in the range that `key` accepts."""
     setting = SETTINGS[key]
     is_bool = isinstance(value, bool)
     type_ok = any(isinstance(value, kind) and (kind is bool or not is_bool) for kind in setting.types)

@@ -38,3 +38,7 @@ class ModelFileError(ProjectError):
 
 class ImageFileError(ProjectError):
     """An image file to classify is missing, unreadable or not an image."""
+
+
+class TuningError(ProjectError):
+    """A hyperparameter search cannot start or go on (e.g. a worker cannot reach its chief)."""
