@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from utils import data as cifar  # noqa: E402
 from utils.analysis import compare_analyses  # noqa: E402
 from utils.config import load_config_file, parse_override, resolve_args  # noqa: E402
+from utils.distribution import describe_distribution, is_chief, worker_output_dir  # noqa: E402
 from utils.environment import flush_drive, output_root, prepare_session  # noqa: E402
 from utils.errors import ProjectError  # noqa: E402
 from utils.evaluation import evaluate_and_predict, markdown_table, save_comparison  # noqa: E402
@@ -75,11 +76,13 @@ def evaluate_and_analyse(trained_models, datasets, run, args):
 
 
 def run_pipeline(args):
-    """Every step of the notebook, in its order; returns the run folder's path."""
+    """Every step of the notebook, in its order; returns the run folder's path. In a multi-worker
+    run, every worker trains; the chief alone tests and analyses, on the saved models."""
     args = apply_offline_fallback(args)
     policy = prepare_session(args)
-    run = open_run(args, output_root(args))
+    run = open_run(args, worker_output_dir(args) or output_root(args))
     print(f"Run folder: {run.path} ({'resumed' if run.resumed else 'new'}); default precision {policy}")
+    print(describe_distribution(args))
     data = cifar.prepare_data(args)
     print(json.dumps(cifar.describe(data), indent=1))
     datasets = make_datasets(data, args)
@@ -90,6 +93,10 @@ def run_pipeline(args):
     for model in built:
         trained_models.append(train_one(model, datasets, args, run))
         plt.close(save_curves(trained_models[-1], run))
+    if not is_chief(args):
+        return run.path
+    if args["distribute"] != "none":  # tested outside the strategy: every image, any last batch
+        trained_models = load_run_models(run.path)
     evaluate_and_analyse(trained_models, datasets, run, args)
     flush_drive(args)
     return run.path

@@ -6,6 +6,8 @@ import sys
 
 import keras
 
+from utils.distribution import configure_cpu_devices
+
 DRIVE_MOUNT = "/content/drive"
 DRIVE_FOLDER = os.path.join(DRIVE_MOUNT, "MyDrive")
 
@@ -97,6 +99,7 @@ def choose_jit_compile(requested="auto"):
 def prepare_session(args):
     """Seed every generator and set the session's precision policy; returns the policy name.
     (`utils.experiment.build_for_run` builds each model under its own choice.)"""
+    configure_cpu_devices(args["cpu_devices"])
     set_seed(args["seed"])
     policy = choose_precision(args["precision"])
     keras.mixed_precision.set_global_policy(policy)

@@ -11,6 +11,7 @@ from models.pretrained import BACKBONES, OFFLINE_BACKBONE, WEIGHTS_HOST, with_of
 from utils.analysis import analyse_model
 from utils.callbacks import BEST_MODEL_FILE
 from utils.data import IMAGE_SHAPE, NUM_CLASSES, Cifar10
+from utils.distribution import strategy_scope, validation_batches
 from utils.environment import choose_precision
 from utils.errors import RunFolderError
 from utils.optimizers import steps_per_epoch
@@ -45,7 +46,14 @@ def make_datasets(data, args):
             seed=args["seed"],
             alternating_flip=args["augment_flip"] == "alternating",
         ),
-        validation=None if data.validation is None else make_dataset(data.validation, batch, training=False),
+        validation=None
+        if data.validation is None
+        else make_dataset(
+            data.validation,
+            batch,
+            training=False,
+            whole_batches=validation_batches(args, len(data.validation)),
+        ),
         test=make_dataset(data.test, batch, training=False),
         steps_per_epoch=steps_per_epoch(len(data.train), batch),
         augmenter=augmenter,
@@ -81,12 +89,15 @@ def build_for_run(name, args):
     """Build registered model `name` with the options `args` give it, under the precision
     policy chosen for it (a model keeps the policy it was built with)."""
     keras.mixed_precision.set_global_policy(choose_precision(args["precision"], name))
-    return build_model(name, IMAGE_SHAPE, NUM_CLASSES, **model_options_for(name, args))
+    with strategy_scope(args):
+        return build_model(name, IMAGE_SHAPE, NUM_CLASSES, **model_options_for(name, args))
 
 
 def train_one(model, datasets, args, run, extra_callbacks=()):
-    """Train a model built by `build_for_run` into its run sub-folder, resuming if interrupted."""
-    return train_model(model.name, model, datasets, args, run.model_dir(model.name), extra_callbacks)
+    """Train a model built by `build_for_run` into its run sub-folder, resuming if interrupted
+    (under args' distribution strategy, as it was built)."""
+    with strategy_scope(args):
+        return train_model(model.name, model, datasets, args, run.model_dir(model.name), extra_callbacks)
 
 
 def analyse_trained(trained, data, run, args, test_probabilities=None):

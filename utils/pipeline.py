@@ -34,7 +34,9 @@ def make_augmenter(args, seed):
     return keras.Sequential(layers, name="augmentation") if layers else None
 
 
-def make_dataset(split, batch_size, *, training, augmenter=None, seed=0, alternating_flip=False):
+def make_dataset(
+    split, batch_size, *, training, augmenter=None, seed=0, alternating_flip=False, whole_batches=False
+):
     """A batched, prefetched `tf.data.Dataset` of (float32 inputs, one-hot labels).
 
     Args:
@@ -45,10 +47,14 @@ def make_dataset(split, batch_size, *, training, augmenter=None, seed=0, alterna
         augmenter: layer from `make_augmenter`, or None.
         alternating_flip: mirror a fixed random half of the images on even passes and
             the other half on odd passes.
+        whole_batches: (not training) leave out a last, partial batch: Keras 3 fails to
+            evaluate a batch that does not split evenly across distributed replicas.
     """
     if not training:
         examples = tf.data.Dataset.from_tensor_slices((split.images, split.labels)).cache()
-        batches = examples.batch(batch_size).map(_to_float_one_hot, num_parallel_calls=tf.data.AUTOTUNE)
+        batches = examples.batch(batch_size, drop_remainder=whole_batches).map(
+            _to_float_one_hot, num_parallel_calls=tf.data.AUTOTUNE
+        )
         return batches.prefetch(tf.data.AUTOTUNE)
     passes = _training_passes(split, seed, alternating_flip)
     batches = passes.batch(batch_size).map(_to_float_one_hot, num_parallel_calls=tf.data.AUTOTUNE)

@@ -262,6 +262,26 @@ SETTINGS = {
         lambda value: value in ("auto", True, False),
         '"auto", true or false',
     ),
+    # --- devices ----------------------------------------------------------------
+    "distribute": Setting(
+        "none",
+        (str,),
+        "Data-parallel training (utils/distribution.py): none; mirrored (every local GPU, else every "
+        "logical CPU device); multi_worker (the hosts in the TF_CONFIG environment variable, each "
+        "running the same command). batch_size is the global batch, split across replicas, and "
+        "learning_rate applies to it unchanged; to keep the per-replica batch when adding replicas, "
+        "scale both by the same factor (linear rule).",
+        _one_of("none", "mirrored", "multi_worker"),
+        '"none", "mirrored" or "multi_worker"',
+    ),
+    "cpu_devices": Setting(
+        None,
+        (int, NoneType),
+        "Split the CPU into this many logical devices at start-up (for distribute mirrored without "
+        "a GPU); null: TensorFlow's single CPU device.",
+        _between(1, 64),
+        "null or an integer in [1, 64]",
+    ),
     # --- callbacks ------------------------------------------------------------
     "checkpoint": Setting(
         True,

@@ -17,6 +17,7 @@ from utils.callbacks import (
     make_callbacks,
     scheduled_sides,
 )
+from utils.distribution import validation_batches
 from utils.environment import choose_jit_compile
 from utils.errors import TrainingError
 from utils.features import feature_split, head_model
@@ -191,7 +192,12 @@ def _fit_head_on_features(model, run, datasets, args, record):
     validation = (
         None
         if data.validation is None
-        else make_dataset(feature_split(model, data.validation, cache_dir, batch), batch, training=False)
+        else make_dataset(
+            feature_split(model, data.validation, cache_dir, batch),
+            batch,
+            training=False,
+            whole_batches=validation_batches(args, len(data.validation)),
+        )
     )
     record["feature_seconds"] = time.perf_counter() - start
     no_files = {**args, "checkpoint": False, "backup_and_restore": False}
