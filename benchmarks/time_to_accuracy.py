@@ -157,17 +157,24 @@ def training_phase(model, trained):
     return "frozen" if trained.fine_tune_start_epoch is None else "finetune"
 
 
+CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
+
+
 def machine_description():
     """Processor, core count and library versions, so records from different machines compare."""
     import tensorflow as tf
 
-    cpu = platform.processor()
+    cpu, flags = platform.processor(), set()
     if os.path.isfile("/proc/cpuinfo"):
         with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+            lines = handle.read().splitlines()
+        names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
         cpu = names[0] if names else cpu
+        flags = {flag for line in lines if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
     return {
         "cpu": cpu,
+        # the same name can hide processors years apart: say which vector units it has
+        "cpu_features": sorted(flags & set(CPU_FEATURES)),
         "cores": os.cpu_count(),
         "gpus": [gpu.name for gpu in tf.config.list_physical_devices("GPU")],
         "platform": platform.platform(),

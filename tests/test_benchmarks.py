@@ -324,3 +324,18 @@ def test_peak_memory_passes_overrides_as_train_py_reads_them():
     assert {"augment_flip=false", "weights=null", "fine_tune_layers=all", "models=vgg16", "epochs=2"} <= set(
         command
     )
+
+
+def test_tiny_scaling_compares_one_and_two_workers(tmp_path):
+    from benchmarks import scaling
+
+    out = tmp_path / "scaling.json"
+    record = scaling.main(["--model", "lenet", "--batch-size", "8", "--steps", "2", "--out", str(out)])
+    assert json.loads(out.read_text()) == record
+    assert [(r["workers"], r["cores_per_worker"]) for r in record["configurations"]] == [(1, 1), (2, 1), (1, 2)]
+    assert all(r["images_per_second"] > 0 for r in record["configurations"])
+    one, two = record["configurations"][0], record["configurations"][1]
+    assert record["scaling_efficiency_2_workers"] == pytest.approx(
+        two["images_per_second"] / (2 * one["images_per_second"]), abs=1e-3
+    )
+    assert "cpu_features" in record["machine"]
