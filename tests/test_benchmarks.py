@@ -332,7 +332,8 @@ def test_tiny_scaling_compares_one_and_two_workers(tmp_path):
     out = tmp_path / "scaling.json"
     record = scaling.main(["--model", "lenet", "--batch-size", "8", "--steps", "2", "--out", str(out)])
     assert json.loads(out.read_text()) == record
-    assert [(r["workers"], r["cores_per_worker"]) for r in record["configurations"]] == [(1, 1), (2, 1), (1, 2)]
+    layouts = [(r["workers"], r["cores_per_worker"]) for r in record["configurations"]]
+    assert layouts == [(1, 1), (2, 1), (1, 2)]
     assert all(r["images_per_second"] > 0 for r in record["configurations"])
     one, two = record["configurations"][0], record["configurations"][1]
     assert record["scaling_efficiency_2_workers"] == pytest.approx(

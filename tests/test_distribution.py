@@ -3,7 +3,6 @@ and a two-process multi-worker run on 127.0.0.1 whose trained model loads and ev
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from benchmarks.scaling import free_ports
 from utils.config import resolve_args
 from utils.data import prepare_data
 from utils.distribution import configure_cpu_devices, is_chief, read_tf_config
@@ -107,16 +107,6 @@ def test_mirrored_training_on_two_logical_cpus(tiny_archive, tmp_path):
     assert "Devices: 2 replicas (mirrored), global batch 10 = 5 images per replica" in output
     metrics = read_json(str(tmp_path / "runs" / "mirrored" / "metrics.json"))
     assert 0 <= metrics["custom_cnn"]["test_accuracy"] <= 1
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for probe in sockets:
-        probe.bind(("127.0.0.1", 0))
-    ports = [probe.getsockname()[1] for probe in sockets]
-    for probe in sockets:
-        probe.close()
-    return ports
 
 
 def test_multi_worker_training_with_two_processes(tiny_archive, tmp_path):

@@ -13,6 +13,7 @@ import pytest
 
 import train
 import tune
+from benchmarks.scaling import free_ports
 from utils.config import resolve_args
 from utils.errors import ConfigError, TuningError
 from utils.runs import read_history
@@ -99,15 +100,11 @@ def test_trials_never_see_the_test_set(overrides):
 def test_tune_refuses_several_models_and_partial_distribution_settings(overrides, monkeypatch, capsys):
     assert tune.main(["--set", "models=custom_cnn,lenet"]) == 2
     assert "one model at a time" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="no validation split"):
+        search({**overrides, "val_fraction": 0}, SPACE, RANDOM_TWO, "unused")
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
     with pytest.raises(TuningError, match="KERASTUNER_ORACLE_IP"):
         search(overrides, SPACE, RANDOM_TWO, "unused")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_tuner(tuner_id, port, command, cwd):
@@ -161,7 +158,7 @@ def tune_command(overrides, tmp_path, connect_timeout):
 
 
 def test_distributed_search_with_a_chief_and_two_workers(overrides, tmp_path):
-    port, command = free_port(), tune_command(overrides, tmp_path, connect_timeout=60)
+    port, command = free_ports(1)[0], tune_command(overrides, tmp_path, connect_timeout=60)
     chief = start_tuner("chief", port, command, tmp_path)
     try:
         wait_for_port(port, chief, seconds=120)
@@ -182,8 +179,17 @@ def test_distributed_search_with_a_chief_and_two_workers(overrides, tmp_path):
 def test_a_worker_without_its_chief_fails_in_bounded_time(overrides, tmp_path):
     start = time.monotonic()
     worker = start_tuner(
-        "tuner0", free_port(), tune_command(overrides, tmp_path, connect_timeout=5), tmp_path
+        "tuner0", free_ports(1)[0], tune_command(overrides, tmp_path, connect_timeout=5), tmp_path
     )
     output = finish([worker], seconds=120)[0]
     assert worker.returncode == 2 and time.monotonic() - start < 120
     assert "could not reach the chief oracle at 127.0.0.1" in output and "within 5 s" in output
+
+
+def test_a_user_mistake_inside_a_trial_stops_the_search_with_its_message(overrides, tmp_path, monkeypatch):
+    def refuse(name, args):
+        raise ConfigError("args['image_size'] = 40 is below what inceptionv3 takes")
+
+    monkeypatch.setattr("utils.tuning.build_for_run", refuse)
+    with pytest.raises(TuningError, match="The search stopped: args\\['image_size'\\] = 40"):
+        search(overrides, SPACE, RANDOM_TWO, str(tmp_path / "search"))

@@ -74,14 +74,19 @@ def make_oracle(options, space, max_epochs, seed):
     raise ConfigError(f"Tuner {options.tuner!r} is not accepted: expected one of {', '.join(TUNERS)}.")
 
 
-def trial_data(args):
-    """The training and validation splits of `args`, without the test images: the search
-    chooses by validation accuracy and never reads the test set."""
+def check_validation_split(args):
+    """Raise ConfigError when `args` hold out no validation split to choose by."""
     if args["val_fraction"] == 0:
         raise ConfigError(
             "args['val_fraction'] = 0 leaves no validation split to choose by; a search needs one "
             "(e.g. --set val_fraction=0.1), never the test set."
         )
+
+
+def trial_data(args):
+    """The training and validation splits of `args`, without the test images: the search
+    chooses by validation accuracy and never reads the test set."""
+    check_validation_split(args)
     data = cifar.prepare_data(args)
     no_images = cifar.Split(data.test.images[:0], data.test.labels[:0])
     return dataclasses.replace(data, test=no_images)
@@ -114,15 +119,8 @@ class PipelineTuner(keras_tuner.engine.base_tuner.BaseTuner):
         )
 
     def run_trial(self, trial, *fit_args, **fit_kwargs):
-        args = self.trial_args(trial)
-        prepare_session(args)
-        if self._data is None:  # loaded once per process, by the first trial
-            self._data = trial_data(args)
-        datasets = make_datasets(self._data, args)
-        run = open_run(args, args["output_dir"])
-        model = build_for_run(args["models"][0], args)
         try:
-            trained = train_one(model, datasets, args, run)
+            trained = self._train(self.trial_args(trial))
         except TrainingError as error:  # e.g. a learning rate that makes the loss NaN
             raise keras_tuner.errors.FailedTrialError(str(error)) from error
         except ProjectError as error:
@@ -132,6 +130,14 @@ class PipelineTuner(keras_tuner.engine.base_tuner.BaseTuner):
             "epochs": float(len(trained.history["epoch"])),
             "train_seconds": trained.train_seconds,
         }
+
+    def _train(self, args):
+        prepare_session(args)
+        if self._data is None:  # loaded once per process, by the first trial
+            self._data = trial_data(args)
+        datasets = make_datasets(self._data, args)
+        run = open_run(args, args["output_dir"])
+        return train_one(build_for_run(args["models"][0], args), datasets, args, run)
 
 
 def check_chief_reachable(timeout):
@@ -173,10 +179,20 @@ def is_chief():
 
 def search(base_overrides, space, options, search_dir):
     """Run (or resume) the search; returns the tuner, whose oracle holds every trial on the chief
-    or in a single-process search."""
+    or in a single-process search.
+
+    Raises:
+        ConfigError, TuningError: before any trial, for args or a space a search cannot use, or
+            an unreachable chief; TuningError when a trial hits a user mistake (a FatalError to
+            KerasTuner, which stops the search).
+    """
     args = resolve_args(base_overrides)
+    check_validation_split(args)
     check_chief_reachable(options.connect_timeout)
     oracle = make_oracle(options, space, args["epochs"], args["seed"])
     tuner = PipelineTuner(oracle, base_overrides, search_dir)
-    tuner.search()
+    try:
+        tuner.search()
+    except keras_tuner.errors.FatalError as error:
+        raise TuningError(f"The search stopped: {error}") from error
     return tuner
