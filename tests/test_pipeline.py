@@ -107,3 +107,38 @@ def test_alternating_flip_shows_each_image_once_each_way_in_two_passes():
     assert 16 < len(first) < 48
     assert first | second == set(range(64)) and not first & second
     assert third == first
+
+
+def test_mixup_and_cutmix_blend_training_labels_only():
+    from utils.pipeline import make_mixers
+
+    args = resolve_args({"augment_mixup": 0.4, "augment_cutmix": 1.0})
+    mixers = make_mixers(args, 0)
+    assert [type(mixer).__name__ for mixer in mixers] == ["CutMix", "MixUp"]
+    assert make_mixers(resolve_args({}), 0) == ()
+    images, labels = collect(make_dataset(split(), 8, training=True, mixers=mixers, seed=0).take(2))
+    np.testing.assert_allclose(labels.sum(axis=1), 1.0, rtol=1e-5)  # still a distribution
+    assert (labels.max(axis=1) < 1).sum() >= 8  # most labels became soft
+    assert (labels > 0).sum(axis=1).max() <= 4  # a CutMix pair, mixed up with another pair
+    originals = {image.tobytes() for image in split().images.astype(np.float32)}
+    assert sum(image.tobytes() in originals for image in images) < len(images) // 2
+    _, evaluated = collect(make_dataset(split(), 8, training=False))
+    np.testing.assert_array_equal(evaluated, np.eye(10)[split().labels])
+
+
+def test_mixing_turns_off_the_feature_cache(tiny_args):
+    import keras
+
+    from models import build_model
+    from utils.data import prepare_data
+    from utils.experiment import make_datasets
+    from utils.training import plan_phases, uses_feature_cache
+
+    plain = resolve_args({**tiny_args, "augment_flip": False, "augment_translate": 0})
+    mixed = {**plain, "augment_mixup": 0.2}
+    model = build_model("efficientnet_lite0", weights=None)
+    phase = plan_phases(plain, True)[0]
+    data = prepare_data(plain)
+    assert uses_feature_cache(model, phase, make_datasets(data, plain), plain)
+    assert not uses_feature_cache(model, phase, make_datasets(data, mixed), mixed)
+    keras.backend.clear_session()

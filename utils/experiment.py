@@ -15,7 +15,7 @@ from utils.distribution import strategy_scope, validation_batches
 from utils.environment import choose_precision
 from utils.errors import RunFolderError
 from utils.optimizers import steps_per_epoch
-from utils.pipeline import make_augmenter, make_dataset
+from utils.pipeline import make_augmenter, make_dataset, make_mixers
 from utils.plots import history_figure, save_figure
 from utils.runs import read_run_args
 from utils.training import FINAL_MODEL_FILE, train_model, trained_from_folder
@@ -30,12 +30,13 @@ class Datasets:
     test: tf.data.Dataset
     steps_per_epoch: int
     augmenter: keras.Layer | None
+    mixers: tuple  # CutMix / MixUp layers of the training pipeline
     data: Cifar10  # the arrays behind the pipelines (for fitted layers and cached features)
 
 
 def make_datasets(data, args):
     """Training (shuffled, augmented), validation and test pipelines for `data`."""
-    augmenter = make_augmenter(args, args["seed"])
+    augmenter, mixers = make_augmenter(args, args["seed"]), make_mixers(args, args["seed"])
     batch = args["batch_size"]
     return Datasets(
         train=make_dataset(
@@ -43,6 +44,7 @@ def make_datasets(data, args):
             batch,
             training=True,
             augmenter=augmenter,
+            mixers=mixers,
             seed=args["seed"],
             alternating_flip=args["augment_flip"] == "alternating",
         ),
@@ -57,6 +59,7 @@ def make_datasets(data, args):
         test=make_dataset(data.test, batch, training=False),
         steps_per_epoch=steps_per_epoch(len(data.train), batch),
         augmenter=augmenter,
+        mixers=mixers,
         data=data,
     )
 

@@ -34,8 +34,32 @@ def make_augmenter(args, seed):
     return keras.Sequential(layers, name="augmentation") if layers else None
 
 
+def make_mixers(args, seed):
+    """CutMix and MixUp, as args switch them on: Keras layers that blend pairs of training
+    images of a batch and their one-hot labels in proportion (empty when both are off)."""
+    mixers = []
+    if args["augment_cutmix"]:
+        mixers.append(keras.layers.CutMix(factor=args["augment_cutmix"], seed=seed + 4))
+    if args["augment_mixup"]:
+        mixers.append(keras.layers.MixUp(alpha=args["augment_mixup"], seed=seed + 5))
+    return tuple(mixers)
+
+
+def _mixed(mixer, images, labels):
+    blended = mixer({"images": images, "labels": labels}, training=True)
+    return blended["images"], blended["labels"]
+
+
 def make_dataset(
-    split, batch_size, *, training, augmenter=None, seed=0, alternating_flip=False, whole_batches=False
+    split,
+    batch_size,
+    *,
+    training,
+    augmenter=None,
+    mixers=(),
+    seed=0,
+    alternating_flip=False,
+    whole_batches=False,
 ):
     """A batched, prefetched `tf.data.Dataset` of (float32 inputs, one-hot labels).
 
@@ -45,6 +69,7 @@ def make_dataset(
             `split`, each shuffled anew, with `augmenter` applied;
             otherwise one pass in order.
         augmenter: layer from `make_augmenter`, or None.
+        mixers: layers from `make_mixers`, applied after `augmenter` (labels become soft).
         alternating_flip: mirror a fixed random half of the images on even passes and
             the other half on odd passes.
         whole_batches: (not training) leave out a last, partial batch: Keras 3 fails to
@@ -62,6 +87,8 @@ def make_dataset(
         # Sequential on purpose: the random layers advance a shared seed state, and
         # parallel calls would take its values in a racy order (runs not repeatable).
         batches = batches.map(lambda images, labels: (augmenter(images, training=True), labels))
+    for mixer in mixers:  # sequential too, for the same reason
+        batches = batches.map(lambda images, labels, mixer=mixer: _mixed(mixer, images, labels))
     return batches.prefetch(tf.data.AUTOTUNE)
 
 

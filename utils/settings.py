@@ -101,6 +101,24 @@ SETTINGS = {
         "a probability in [0, 1]",
     ),
     "augment_randaugment": Setting(False, (bool,), "RandAugment (2 random ops per image)."),
+    "augment_mixup": Setting(
+        0.0,
+        (float, int),
+        "MixUp: each training batch is blended with a shuffled copy of itself, images and one-hot "
+        "labels alike, in a share drawn from Beta(alpha, alpha); this is alpha (0.2-0.4 usual; "
+        "0 turns it off).",
+        _between(0, 10),
+        "a number in [0, 10]",
+    ),
+    "augment_cutmix": Setting(
+        0.0,
+        (float, int),
+        "CutMix: a random box of each training image is replaced by the same box of another image of "
+        "the batch, the labels mixed by area, the area drawn from Beta(factor, factor); this is the "
+        "factor (1.0 usual; 0 turns it off). With MixUp too, CutMix comes first.",
+        _between(0, 10),
+        "a number in [0, 10]",
+    ),
     "label_smoothing": Setting(
         0.1,
         (float, int),

@@ -174,6 +174,7 @@ def uses_feature_cache(model, phase, datasets, args):
         and phase.name == "train"
         and is_pretrained(model)
         and datasets.augmenter is None
+        and not datasets.mixers
     )
 
 
