@@ -29,6 +29,7 @@ from utils.experiment import (  # noqa: E402
     build_for_run,
     load_run_models,
     make_datasets,
+    models_for_testing,
     save_curves,
     train_one,
 )
@@ -95,9 +96,7 @@ def run_pipeline(args):
         plt.close(save_curves(trained_models[-1], run))
     if not is_chief(args):
         return run.path
-    if args["distribute"] != "none":  # tested outside the strategy: every image, any last batch
-        trained_models = load_run_models(run.path)
-    evaluate_and_analyse(trained_models, datasets, run, args)
+    evaluate_and_analyse(models_for_testing(trained_models, run.path, args), datasets, run, args)
     flush_drive(args)
     return run.path
 

@@ -140,3 +140,11 @@ def load_run_models(run_path):
     if not trained:
         raise RunFolderError(f"{run_path} holds no trained model ({BEST_MODEL_FILE} or {FINAL_MODEL_FILE}).")
     return trained
+
+
+def models_for_testing(trained_models, run_path, args):
+    """The models to test: as trained, or after distributed training reloaded from the run folder
+    outside the strategy, which would split the test set (and its last batch) across replicas."""
+    if args["distribute"] == "none":
+        return trained_models
+    return load_run_models(run_path)
