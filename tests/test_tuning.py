@@ -100,6 +100,10 @@ def test_trials_never_see_the_test_set(overrides):
 def test_tune_refuses_several_models_and_partial_distribution_settings(overrides, monkeypatch, capsys):
     assert tune.main(["--set", "models=custom_cnn,lenet"]) == 2
     assert "one model at a time" in capsys.readouterr().err
+    assert tune.main(["--max-trials", "0"]) == 2
+    assert "max_trials = 0 is not accepted: expected at least 1" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="factor = 1"):
+        SearchOptions(factor=1)
     with pytest.raises(ConfigError, match="no validation split"):
         search({**overrides, "val_fraction": 0}, SPACE, RANDOM_TWO, "unused")
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")

@@ -45,6 +45,19 @@ class SearchOptions:
     hyperband_iterations: int = 1
     connect_timeout: float = 60.0
 
+    def __post_init__(self):
+        if self.tuner not in TUNERS:
+            raise ConfigError(f"Tuner {self.tuner!r} is not accepted: expected one of {', '.join(TUNERS)}.")
+        for name, lowest in (("max_trials", 1), ("factor", 2), ("hyperband_iterations", 1)):
+            if getattr(self, name) < lowest:
+                raise ConfigError(
+                    f"{name} = {getattr(self, name)} is not accepted: expected at least {lowest}."
+                )
+        if self.connect_timeout <= 0:
+            raise ConfigError(
+                f"connect_timeout = {self.connect_timeout} is not accepted: expected seconds > 0."
+            )
+
 
 def make_oracle(options, space, max_epochs, seed):
     """The KerasTuner oracle `options.tuner` names, over the hyperparameters of `space`."""
@@ -69,9 +82,7 @@ def make_oracle(options, space, max_epochs, seed):
         )
     if options.tuner == "bayesian":
         return keras_tuner.oracles.BayesianOptimizationOracle(max_trials=options.max_trials, **common)
-    if options.tuner == "random":
-        return keras_tuner.oracles.RandomSearchOracle(max_trials=options.max_trials, **common)
-    raise ConfigError(f"Tuner {options.tuner!r} is not accepted: expected one of {', '.join(TUNERS)}.")
+    return keras_tuner.oracles.RandomSearchOracle(max_trials=options.max_trials, **common)
 
 
 def check_validation_split(args):
