@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 from utils.config import load_config_file, parse_override, resolve_args  # noqa: E402
 from utils.environment import output_root  # noqa: E402
 from utils.errors import ConfigError, ProjectError  # noqa: E402
+from utils.experiment import apply_offline_fallback  # noqa: E402
 from utils.search_space import load_space  # noqa: E402
 from utils.tuning import TUNERS, SearchOptions, is_chief, keras_tuner_distributed, search  # noqa: E402
 from utils.tuning_report import write_search_outputs  # noqa: E402
@@ -71,7 +72,10 @@ def searched_model(args):
 def main(argv=None):
     try:
         overrides, space_argument, options = parse_command_line(argv)
-        args = resolve_args(overrides)
+        args = apply_offline_fallback(
+            resolve_args(overrides)
+        )  # as train.py: offline, vgg16 & co. are replaced
+        overrides["models"] = args["models"]
         model = searched_model(args)
         space = load_space(space_argument, model)
         name = args["run_name"] or f"tune-{model}"

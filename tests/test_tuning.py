@@ -197,3 +197,23 @@ def test_a_user_mistake_inside_a_trial_stops_the_search_with_its_message(overrid
     monkeypatch.setattr("utils.tuning.build_for_run", refuse)
     with pytest.raises(TuningError, match="The search stopped: args\\['image_size'\\] = 40"):
         search(overrides, SPACE, RANDOM_TWO, str(tmp_path / "search"))
+
+
+def test_offline_a_backbone_is_searched_as_its_offline_replacement(tmp_path, monkeypatch, capsys):
+    from models import pretrained
+
+    def unreachable(*args, **kwargs):
+        raise OSError("network is unreachable")
+
+    searched = {}
+
+    def stop_before_training(overrides, space, options, search_dir):
+        searched.update(models=overrides["models"], space=space)
+        raise TuningError("stopped by the test")
+
+    monkeypatch.setattr(pretrained.socket, "create_connection", unreachable)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr(tune, "search", stop_before_training)
+    assert tune.main(["--set", "models=vgg16"]) == 2
+    assert searched["models"] == ["efficientnet_lite0"] and "fine_tune_lr_factor" in searched["space"]
+    assert "vgg16 replaced by efficientnet_lite0" in capsys.readouterr().out
