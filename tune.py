@@ -22,7 +22,7 @@ from utils.environment import output_root  # noqa: E402
 from utils.errors import ConfigError, ProjectError  # noqa: E402
 from utils.experiment import apply_offline_fallback  # noqa: E402
 from utils.search_space import load_space  # noqa: E402
-from utils.tuning import TUNERS, SearchOptions, is_chief, keras_tuner_distributed, search  # noqa: E402
+from utils.tuning import TUNERS, SearchOptions, is_search_chief, keras_tuner_distributed, search  # noqa: E402
 from utils.tuning_report import write_search_outputs  # noqa: E402
 
 DEFAULT_MODEL = "custom_cnn"
@@ -81,7 +81,7 @@ def main(argv=None):
         name = args["run_name"] or f"tune-{model}"
         search_dir = os.path.join(output_root(args), name)
         tuner = search(overrides, space, options, search_dir)
-        if keras_tuner_distributed() and not is_chief():
+        if keras_tuner_distributed() and not is_search_chief():
             return 0  # the chief writes the outputs
         table = write_search_outputs(tuner.oracle, space, overrides, search_dir)
         print(table or "No trial has finished.")

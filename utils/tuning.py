@@ -159,7 +159,7 @@ def check_chief_reachable(timeout):
     Raises:
         TuningError: naming the address, when the chief does not answer in time.
     """
-    if not keras_tuner_distributed() or is_chief():
+    if not keras_tuner_distributed() or is_search_chief():
         return
     address = f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}"
     with grpc.insecure_channel(address) as channel:
@@ -184,7 +184,9 @@ def keras_tuner_distributed():
     return bool(present)
 
 
-def is_chief():
+def is_search_chief():
+    """Whether this process is the chief of a distributed search (serves the oracle, writes the
+    outputs); `utils.distribution.is_chief` is the training counterpart."""
     return keras_tuner_distributed() and "chief" in os.environ["KERASTUNER_TUNER_ID"]
 
 
