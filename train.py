@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from utils import data as cifar  # noqa: E402
 from utils.analysis import compare_analyses  # noqa: E402
-from utils.config import load_config_file, parse_override, resolve_args  # noqa: E402
+from utils.config import add_override_arguments, overrides_from, resolve_args  # noqa: E402
 from utils.distribution import describe_distribution, is_chief, worker_output_dir  # noqa: E402
 from utils.environment import flush_drive, output_root, prepare_session  # noqa: E402
 from utils.errors import ProjectError  # noqa: E402
@@ -41,10 +41,7 @@ from utils.runs import RunFolder, open_run, read_run_args  # noqa: E402
 def parse_command_line(argv):
     """(overrides dict, parsed options) from the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", help="JSON file of args overrides")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override one args key"
-    )
+    add_override_arguments(parser)
     parser.add_argument("--evaluate", metavar="RUN_FOLDER", help="only test the models of an earlier run")
     parser.add_argument(
         "--report",
@@ -54,9 +51,7 @@ def parse_command_line(argv):
         help="tabulate every finished run in OUTPUT_DIR (default: args output_dir); trains nothing",
     )
     options = parser.parse_args(argv)
-    overrides = load_config_file(options.config) if options.config else {}
-    overrides.update(parse_override(text) for text in options.set)
-    return overrides, options
+    return overrides_from(options), options
 
 
 def evaluate_and_analyse(trained_models, datasets, run, args):

@@ -17,7 +17,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from utils.config import load_config_file, parse_override, resolve_args  # noqa: E402
+from utils.config import add_override_arguments, overrides_from, resolve_args  # noqa: E402
 from utils.environment import output_root  # noqa: E402
 from utils.errors import ConfigError, ProjectError  # noqa: E402
 from utils.experiment import apply_offline_fallback  # noqa: E402
@@ -42,14 +42,9 @@ def parse_command_line(argv):
     parser.add_argument(
         "--connect-timeout", type=float, default=60.0, help="seconds a worker waits for the chief"
     )
-    parser.add_argument("--config", help="JSON file of args overrides")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override one args key"
-    )
+    add_override_arguments(parser)
     options = parser.parse_args(argv)
-    overrides = {"models": [DEFAULT_MODEL]}
-    overrides.update(load_config_file(options.config) if options.config else {})
-    overrides.update(parse_override(text) for text in options.set)
+    overrides = {"models": [DEFAULT_MODEL], **overrides_from(options)}
     search_options = SearchOptions(
         options.tuner,
         options.max_trials,
@@ -72,9 +67,8 @@ def searched_model(args):
 def main(argv=None):
     try:
         overrides, space_argument, options = parse_command_line(argv)
-        args = apply_offline_fallback(
-            resolve_args(overrides)
-        )  # as train.py: offline, vgg16 & co. are replaced
+        # as in train.py: offline, a backbone whose ImageNet weights cannot be had is replaced
+        args = apply_offline_fallback(resolve_args(overrides))
         overrides["models"] = args["models"]
         model = searched_model(args)
         space = load_space(space_argument, model)

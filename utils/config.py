@@ -102,3 +102,18 @@ def load_config_file(path):
     if not isinstance(overrides, dict):
         raise ConfigError(f"Config file {path!r} must hold a JSON object of args.")
     return overrides
+
+
+def add_override_arguments(parser):
+    """The `--config FILE.json` and `--set KEY=VALUE` options of train.py and tune.py."""
+    parser.add_argument("--config", help="JSON file of args overrides")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override one args key"
+    )
+
+
+def overrides_from(options):
+    """The args overrides that parsed `--config` and `--set` options give (`--set` wins)."""
+    overrides = load_config_file(options.config) if options.config else {}
+    overrides.update(parse_override(text) for text in options.set)
+    return overrides

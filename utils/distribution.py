@@ -25,8 +25,6 @@ import tensorflow as tf
 
 from utils.errors import ConfigError
 
-DISTRIBUTE_CHOICES = ("none", "mirrored", "multi_worker")
-
 
 def configure_cpu_devices(count):
     """Split the CPU into `count` logical devices (null: leave TensorFlow's one). Must run
