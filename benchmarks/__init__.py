@@ -1,0 +1,3 @@
+"""Benchmark scripts; importing this package sets TensorFlow's flags first (see utils/__init__.py)."""
+
+import utils  # noqa: F401

@@ -61,6 +61,9 @@ def run_configuration(workers, cores_per_worker, options):
 def measure(options, cores, workers):
     """Images/s of the timed epoch in this process (one worker of the configuration)."""
     os.sched_setaffinity(0, cores)
+    import utils  # noqa: F401  (first: it sets TensorFlow's flags before TensorFlow loads)
+
+    # isort: split
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(len(cores))

@@ -16,9 +16,12 @@ import sys
 import tempfile
 import time
 
-import tensorflow as tf
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import utils  # noqa: E402, F401  (first: it sets TensorFlow's flags before TensorFlow loads)
+
+# isort: split
+import tensorflow as tf  # noqa: E402
 
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
 from models import adapt_to_images  # noqa: E402
@@ -40,15 +43,22 @@ def images_per_second(fit, images):
     return round(images / (time.perf_counter() - start), 1)
 
 
-def measure(args, datasets, steps, fine_tune_layers=None):
-    """Compute-only, full-pipeline and inference images/s of one configuration; with
-    `fine_tune_layers`, of fine-tuning that many top layers of a pretrained backbone."""
+def prepared_model(args, datasets, fine_tune_layers=None):
+    """The first model of `args`, fitted to the training images and compiled for training (with
+    `fine_tune_layers`, that many top layers of its pretrained backbone unfrozen)."""
     set_seed(args["seed"])
     model = build_for_run(args["models"][0], args)
     adapt_to_images(model, datasets.data.train.images)
     if fine_tune_layers is not None:
         unfreeze_top(get_backbone(model), fine_tune_layers)
     compile_model(model, args, args["learning_rate"])
+    return model
+
+
+def measure(args, datasets, steps, fine_tune_layers=None):
+    """Compute-only, full-pipeline and inference images/s of one configuration; with
+    `fine_tune_layers`, of fine-tuning that many top layers of a pretrained backbone."""
+    model = prepared_model(args, datasets, fine_tune_layers)
     batch = args["batch_size"]
     images, labels = next(iter(datasets.train))
     synthetic = tf.data.Dataset.from_tensors((images, labels)).repeat()

@@ -16,10 +16,14 @@ import resource
 import sys
 import time
 
-import keras
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import utils  # noqa: E402, F401  (first: it sets TensorFlow's flags before TensorFlow loads)
+
+# isort: split
+import keras  # noqa: E402
 
 from benchmarks.records import THRESHOLDS, time_to_accuracy  # noqa: E402
 from models.pretrained import is_pretrained  # noqa: E402
@@ -163,6 +167,7 @@ CPU_FEATURES = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf1
 def machine_description():
     """Processor, core count and library versions, so records from different machines compare."""
     import tensorflow as tf
+    from tensorflow.python.util import _pywrap_util_port
 
     cpu, flags = platform.processor(), set()
     if os.path.isfile("/proc/cpuinfo"):
@@ -180,6 +185,7 @@ def machine_description():
         "platform": platform.platform(),
         "python": platform.python_version(),
         "tensorflow": tf.__version__,
+        "onednn": _pywrap_util_port.IsMklEnabled(),  # TensorFlow's oneDNN kernels (utils/__init__.py)
         "keras": keras.__version__,
     }
 

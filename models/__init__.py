@@ -1,6 +1,9 @@
 """Model families; importing this package registers every builder, and every custom class a saved
 model needs to load in a fresh process."""
 
+import utils  # noqa: F401  (first: it sets TensorFlow's flags before TensorFlow loads)
+
+# isort: split
 from models import custom_cnn, fast_cnn, lenet, pretrained  # noqa: F401  (registers the builders)
 from models.fast_cnn import adapt_to_images
 from models.registry import available_models, build_model, model_options, register_model

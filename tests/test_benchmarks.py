@@ -340,3 +340,123 @@ def test_tiny_scaling_compares_one_and_two_workers(tmp_path):
         two["images_per_second"] / (2 * one["images_per_second"]), abs=1e-3
     )
     assert "cpu_features" in record["machine"]
+
+
+def _versus_run(seconds_and_accuracies, tta):
+    epochs = [{"seconds": s, "test_accuracy": a} for s, a in seconds_and_accuracies]
+    return {
+        "test_accuracy": epochs[-1]["test_accuracy"],
+        "test_accuracy_tta": tta,
+        "train_seconds": sum(s for s, _ in seconds_and_accuracies),
+        "epochs": epochs,
+    }
+
+
+def test_versus_reference_holds_us_to_the_reference_final_accuracy():
+    from benchmarks import versus_reference
+
+    reference = [_versus_run([(100, 0.7), (100, 0.90)], 0.91), _versus_run([(100, 0.7), (100, 0.88)], 0.90)]
+    ours = [
+        _versus_run([(50, 0.80), (50, 0.89), (50, 0.92)], 0.93),
+        _versus_run([(60, 0.89), (60, 0.9)], 0.9),
+    ]
+    result = versus_reference.compare(reference, ours)
+    assert result["reference_final_accuracy"] == 0.89  # mean of 0.90 and 0.88
+    assert result["ours_seconds_to_reference_accuracy"] == 80.0  # 100 s and 60 s
+    assert result["ratio_time_to_reference_accuracy"] == 0.4  # of the reference's 200 s
+    assert result["ratio_train_seconds"] == 0.675  # (150 + 120) / 2 over 200
+    assert result["tta_accuracy_difference"] == 0.01
+
+
+def test_versus_reference_has_no_ratio_when_we_never_reach_the_reference():
+    from benchmarks import versus_reference
+
+    result = versus_reference.compare([_versus_run([(100, 0.9)], 0.91)], [_versus_run([(10, 0.5)], 0.5)])
+    assert result["ours_seconds_to_reference_accuracy"] is None
+    assert result["ratio_time_to_reference_accuracy"] is None
+    assert result["ratio_train_seconds"] == 0.1
+
+
+def test_versus_reference_shortens_both_sides_alike_and_passes_overrides():
+    from benchmarks import versus_reference
+
+    options = versus_reference.parse_command_line(
+        [
+            "--data",
+            "d",
+            "--torch-python",
+            "py",
+            "--out",
+            "o",
+            "--reference-epochs",
+            "2",
+            "--set",
+            "seed=3",
+            "--tiny",
+        ]
+    )
+    reference = versus_reference.reference_command(options, "in.npz", 1, "ref.json")
+    ours = versus_reference.ours_command(options, 1, "ours.json")
+    assert reference[0] == "py" and reference[reference.index("--epochs") + 1] == "2.0"
+    assert ours[ours.index("--model") + 1] == "fast_cnn" and ours[ours.index("--preset") + 1] == "fast"
+    assert ["--set", "epochs=2"] == ours[ours.index("epochs=2") - 1 : ours.index("epochs=2") + 1]
+    assert "seed=3" in ours and ours[-1] == "--tiny"
+    full = versus_reference.parse_command_line(["--data", "d", "--torch-python", "py", "--out", "o"])
+    assert not any(part.startswith("epochs=") for part in versus_reference.ours_command(full, 0, "x"))
+
+
+def test_tiny_versus_reference_runs_both_sides_alternating(tiny_archive, tmp_path, capsys):
+    """Needs a Python with torch: TORCH_PYTHON, or this one if it has torch (CI has neither: skipped)."""
+    import importlib.util
+    import os
+    import sys
+
+    from benchmarks import versus_reference
+
+    torch_python = os.environ.get("TORCH_PYTHON") or (
+        sys.executable if importlib.util.find_spec("torch") else None
+    )
+    if torch_python is None:
+        pytest.skip("no Python with torch (set TORCH_PYTHON)")
+    out = tmp_path / "versus.json"
+    common = ["--data", tiny_archive, "--torch-python", torch_python, "--out", str(out), "--tiny"]
+    versus_reference.main(
+        [
+            *common,
+            "--reference-precision",
+            "float32",
+            "--reference-epochs",
+            "1",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ]
+        + ["--set", "precision=float32", "--set", "verbose=0"]
+    )
+    record = json.loads(out.read_text())
+    assert (
+        [run["seed"] for run in record["reference_runs"]]
+        == [0, 1]
+        == [run["seed"] for run in record["our_runs"]]
+    )
+    assert all(len(run["epochs"]) == 1 for run in record["reference_runs"] + record["our_runs"])
+    assert 0 <= record["ours"]["test_accuracy_tta"] <= 1 and record["reference"]["train_seconds"] > 0
+    commands = [line for line in capsys.readouterr().out.splitlines() if line.startswith("$ ")]
+    assert ["reference_airbench" in commands[i] for i in range(4)] == [True, False, False, True]
+
+
+def test_tiny_profile_sums_op_time_per_type_and_writes_a_table(tiny_archive, tmp_path):
+    from benchmarks import profile_step
+
+    out = tmp_path / "profile.json"
+    common = ["--data", tiny_archive, "--model", "fast_cnn", "--preset", "fast", "--out", str(out)]
+    profile_step.main([*common, "--tiny", "--steps", "2", "--top", "5", "--set", "batch_size=32"])
+    record = json.loads(out.read_text())
+    ops = {row["op"]: row for row in record["ops"]}
+    assert any("Conv2D" in op for op in ops)  # the convolutions, whatever kernel library runs them
+    assert abs(sum(row["share"] for row in record["ops"]) - 1) < 0.01
+    assert record["ms_per_step_wall"] > 0 and record["batch_size"] == 32
+    assert [row["ms_per_step"] for row in record["ops"]] == sorted(
+        (r["ms_per_step"] for r in record["ops"]), reverse=True
+    )
+    table = (tmp_path / "profile.md").read_text().splitlines()
+    assert len([line for line in table if line.startswith("| ") and "---" not in line]) == 1 + 5

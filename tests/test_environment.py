@@ -54,3 +54,26 @@ def test_each_model_is_built_under_its_own_policy(monkeypatch):
     assert scratch.get_layer("block1_conv").dtype_policy.name == "mixed_bfloat16"
     assert pretrained.get_layer("backbone").get_layer("stem_conv").dtype_policy.name == "float32"
     assert scratch.get_layer("block1_conv").compute_dtype == "bfloat16"
+
+
+ONEDNN_CHECK = """
+import runpy, sys
+runpy.run_path(sys.argv[1], run_name="imported") if sys.argv[1].endswith(".py") else __import__(sys.argv[1])
+from tensorflow.python.util import _pywrap_util_port
+print("oneDNN", _pywrap_util_port.IsMklEnabled())
+"""
+
+
+@pytest.mark.parametrize("entry", ["train.py", "benchmarks/time_to_accuracy.py", "models"])
+def test_entry_points_turn_onednn_on_before_tensorflow_loads(entry):
+    """TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: the scripts and the notebook's first
+    project import (`models`) must reach utils/__init__.py before TensorFlow."""
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if key != "TF_ENABLE_ONEDNN_OPTS"}
+    result = subprocess.run(
+        [sys.executable, "-c", ONEDNN_CHECK, entry], capture_output=True, text=True, env=env, check=True
+    )
+    assert "oneDNN True" in result.stdout

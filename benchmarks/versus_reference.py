@@ -1,0 +1,207 @@
+"""Side by side: `fast_cnn` against the published airbench94 recipe in PyTorch, in one run.
+
+    python benchmarks/versus_reference.py --data PATH --torch-python /path/to/python \\
+        --seeds 0 1 --out benchmarks/results/versus_reference.json
+
+Both sides train on the same data copy on the same machine, each seed in a fresh process,
+the sides alternating (seed 0: reference first; seed 1: ours first) so that a drift of the
+machine's speed hits both. Training time means the same for both: the training loop from its
+first step to its last (graph tracing included), with the images already in memory; loading
+the data, fitting the whitening layer, building the input pipeline and the per-epoch test
+evaluations are left out (and recorded apart for our side as `data_seconds`).
+
+The record gives each side's test accuracy, flip-TTA accuracy and training time (means over
+the seeds, and every run in full), our time to the reference's final accuracy, and the ratios
+the target is stated in. `--torch-python` is any Python with torch and numpy (torch is not a
+dependency of the project); `--set` overrides our side's args, `--reference-epochs` shortens
+both recipes alike (for tests and quick looks, not for the record).
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks import reference_airbench_torch  # noqa: E402
+from utils.runs import read_json, write_json  # noqa: E402
+
+REFERENCE_SCRIPT = os.path.join(ROOT, "benchmarks", "reference_airbench_torch.py")
+OURS_SCRIPT = os.path.join(ROOT, "benchmarks", "time_to_accuracy.py")
+TIMING = (
+    "the training loop only, images in memory; data loading, whitening fit, input pipeline "
+    "and per-epoch test evaluations left out"
+)
+
+
+def reference_command(options, inputs, seed, out):
+    """The command line that trains the reference once."""
+    return [
+        options.torch_python,
+        REFERENCE_SCRIPT,
+        "train",
+        "--inputs",
+        inputs,
+        "--seed",
+        str(seed),
+        "--precision",
+        options.reference_precision,
+        "--epochs",
+        str(options.reference_epochs),
+        "--out",
+        out,
+    ]
+
+
+def ours_command(options, seed, out):
+    """The command line that trains `fast_cnn` (the `fast` preset) once."""
+    command = [sys.executable, OURS_SCRIPT, "--data", options.data, "--model", "fast_cnn", "--preset", "fast"]
+    command += ["--seeds", str(seed), "--out", out, "--runs-dir", options.runs_dir]
+    if options.reference_epochs != reference_airbench_torch.RECIPE["epochs"]:
+        command += ["--set", f"epochs={max(round(options.reference_epochs), 1)}"]
+    for text in options.set:
+        command += ["--set", text]
+    return command + (["--tiny"] if options.tiny else [])
+
+
+def run_side(command):
+    """Run one side's command; its output goes to this process's, a failure stops the benchmark."""
+    print("$", " ".join(command), flush=True)
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0:
+        raise SystemExit(f"versus_reference: this command failed (exit {completed.returncode}): {command}")
+
+
+def reference_run(record):
+    """One reference run in the comparison's terms (its record times the training loop only)."""
+    return {
+        "seed": record["seeds"][0],
+        "test_accuracy": record["test_accuracy"],
+        "test_accuracy_tta": record["test_accuracy_tta"],
+        "test_accuracy_tta_translate": record["test_accuracy_tta_translate"],
+        "train_seconds": round(record["train_seconds"], 1),
+        "epochs": [{"seconds": e["seconds"], "test_accuracy": e["test_accuracy"]} for e in record["epochs"]],
+    }
+
+
+def ours_run(record):
+    """One run of ours in the comparison's terms: the training loop only, data preparation apart."""
+    run = record["runs"][0]
+    return {
+        "seed": run["seed"],
+        "test_accuracy": run["test_accuracy"],
+        "test_accuracy_tta": run["test_accuracy_tta"],
+        "train_seconds": round(sum(epoch["seconds"] for epoch in run["epochs"]), 1),
+        "data_seconds": run["data_seconds"],
+        "epochs": [{"seconds": e["seconds"], "test_accuracy": e["test_accuracy"]} for e in run["epochs"]],
+    }
+
+
+def seconds_to_reach(epochs, accuracy):
+    """Training seconds until the end of the first epoch whose test accuracy reaches `accuracy`."""
+    elapsed = 0.0
+    for epoch in epochs:
+        elapsed += epoch["seconds"]
+        if epoch["test_accuracy"] >= accuracy:
+            return round(elapsed, 1)
+    return None
+
+
+def mean(values):
+    return None if not values or any(v is None for v in values) else round(sum(values) / len(values), 4)
+
+
+def ratio(seconds, reference_seconds):
+    """`seconds` as a fraction of the reference's (None when we never got there)."""
+    return None if seconds is None else round(seconds / reference_seconds, 3)
+
+
+def side_summary(runs):
+    """Means over one side's seeds of the compared figures."""
+    keys = ("test_accuracy", "test_accuracy_tta", "train_seconds")
+    return {key: mean([run[key] for run in runs]) for key in keys}
+
+
+def compare(reference_runs, our_runs):
+    """The comparison: each side's means, our time to the reference's final accuracy, the ratios.
+
+    The reference's final accuracy (mean over its seeds, no TTA) is the bar our per-epoch test
+    accuracy is held to; the final flip-TTA accuracies are compared as they are.
+    """
+    reference, ours = side_summary(reference_runs), side_summary(our_runs)
+    bar = reference["test_accuracy"]
+    reached = [seconds_to_reach(run["epochs"], bar) for run in our_runs]
+    time_to_bar = mean(reached)
+    return {
+        "reference": reference,
+        "ours": ours,
+        "reference_final_accuracy": bar,
+        "ours_seconds_to_reference_accuracy": time_to_bar,
+        "ratio_time_to_reference_accuracy": ratio(time_to_bar, reference["train_seconds"]),
+        "ratio_train_seconds": ratio(ours["train_seconds"], reference["train_seconds"]),
+        "tta_accuracy_difference": round(ours["test_accuracy_tta"] - reference["test_accuracy_tta"], 4),
+    }
+
+
+def parse_command_line(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="CIFAR-10 archive or folder, for both sides")
+    parser.add_argument("--torch-python", required=True, help="a Python with torch and numpy")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--out", required=True, help="JSON record to write")
+    parser.add_argument("--reference-precision", choices=("bfloat16", "float32"), default="bfloat16")
+    parser.add_argument("--reference-epochs", type=float, default=reference_airbench_torch.RECIPE["epochs"])
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="our side's args")
+    parser.add_argument("--runs-dir", default=os.path.join("runs", "benchmarks"), help="our run folders")
+    parser.add_argument("--tiny", action="store_true", help="small_run data for our side (for tests)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    from benchmarks.time_to_accuracy import machine_description
+
+    options = parse_command_line(argv)
+    reference_runs, our_runs = [], []
+    with tempfile.TemporaryDirectory() as scratch:
+        inputs = os.path.join(scratch, "cifar10.npz")
+        reference_airbench_torch.data_step(options.data, inputs)
+        for position, seed in enumerate(options.seeds):
+            reference_out, our_out = (
+                os.path.join(scratch, f"{side}-{seed}.json") for side in ("ref", "ours")
+            )
+            sides = [
+                (
+                    reference_command(options, inputs, seed, reference_out),
+                    reference_out,
+                    reference_run,
+                    reference_runs,
+                ),
+                (ours_command(options, seed, our_out), our_out, ours_run, our_runs),
+            ]
+            for command, out, convert, runs in sides if position % 2 == 0 else sides[::-1]:
+                run_side(command)
+                runs.append(convert(read_json(out)))
+    record = {
+        "seeds": options.seeds,
+        **compare(reference_runs, our_runs),
+        "timing": TIMING,
+        "reference_precision": options.reference_precision,
+        "reference_epochs": options.reference_epochs,
+        "ours_overrides": options.set,
+        "machine": machine_description(),
+        "reference_runs": reference_runs,
+        "our_runs": our_runs,
+    }
+    write_json(options.out, record)
+    print(
+        f"reference {record['reference']} | fast_cnn {record['ours']} | time to the reference's accuracy: "
+        f"{record['ratio_time_to_reference_accuracy']}x the reference's training time"
+    )
+    return record
+
+
+if __name__ == "__main__":
+    main()
