@@ -160,32 +160,12 @@ def parse_command_line(argv):
     return parser.parse_args(argv)
 
 
-def main(argv=None):
+def versus_record(options, reference_runs, our_runs):
+    """The record of the seeds run so far."""
     from benchmarks.time_to_accuracy import machine_description
 
-    options = parse_command_line(argv)
-    reference_runs, our_runs = [], []
-    with tempfile.TemporaryDirectory() as scratch:
-        inputs = os.path.join(scratch, "cifar10.npz")
-        reference_airbench_torch.data_step(options.data, inputs)
-        for position, seed in enumerate(options.seeds):
-            reference_out, our_out = (
-                os.path.join(scratch, f"{side}-{seed}.json") for side in ("ref", "ours")
-            )
-            sides = [
-                (
-                    reference_command(options, inputs, seed, reference_out),
-                    reference_out,
-                    reference_run,
-                    reference_runs,
-                ),
-                (ours_command(options, seed, our_out), our_out, ours_run, our_runs),
-            ]
-            for command, out, convert, runs in sides if position % 2 == 0 else sides[::-1]:
-                run_side(command)
-                runs.append(convert(read_json(out)))
-    record = {
-        "seeds": options.seeds,
+    return {
+        "seeds": [run["seed"] for run in our_runs],
         **compare(reference_runs, our_runs),
         "timing": TIMING,
         "reference_precision": options.reference_precision,
@@ -195,7 +175,34 @@ def main(argv=None):
         "reference_runs": reference_runs,
         "our_runs": our_runs,
     }
-    write_json(options.out, record)
+
+
+def run_seed(options, inputs, seed, reference_first, scratch):
+    """(reference run, our run) of one seed, the sides in the order asked for."""
+    reference_out, our_out = (os.path.join(scratch, f"{side}-{seed}.json") for side in ("ref", "ours"))
+    sides = [
+        (reference_command(options, inputs, seed, reference_out), reference_out, reference_run),
+        (ours_command(options, seed, our_out), our_out, ours_run),
+    ]
+    for command, _, _ in sides if reference_first else sides[::-1]:
+        run_side(command)
+    return tuple(convert(read_json(out)) for _, out, convert in sides)
+
+
+def main(argv=None):
+    """Run every seed (both sides), rewriting the record after each, so an interruption keeps
+    the seeds already finished."""
+    options = parse_command_line(argv)
+    reference_runs, our_runs = [], []
+    with tempfile.TemporaryDirectory() as scratch:
+        inputs = os.path.join(scratch, "cifar10.npz")
+        reference_airbench_torch.data_step(options.data, inputs)
+        for position, seed in enumerate(options.seeds):
+            reference, ours = run_seed(options, inputs, seed, position % 2 == 0, scratch)
+            reference_runs.append(reference)
+            our_runs.append(ours)
+            record = versus_record(options, reference_runs, our_runs)
+            write_json(options.out, record)
     print(
         f"reference {record['reference']} | fast_cnn {record['ours']} | time to the reference's accuracy: "
         f"{record['ratio_time_to_reference_accuracy']}x the reference's training time"
