@@ -286,11 +286,12 @@ SETTINGS = {
         (str,),
         "Data-parallel training (utils/distribution.py): none; mirrored (every local GPU, else every "
         "logical CPU device); multi_worker (the hosts in the TF_CONFIG environment variable, each "
-        "running the same command). batch_size is the global batch, split across replicas, and "
+        "running the same command); tpu (the local TPU, e.g. Colab's, or the one TPU_NAME names). "
+        "batch_size is the global batch, split across replicas, and "
         "learning_rate applies to it unchanged; to keep the per-replica batch when adding replicas, "
         "scale both by the same factor (linear rule).",
-        _one_of("none", "mirrored", "multi_worker"),
-        '"none", "mirrored" or "multi_worker"',
+        _one_of("none", "mirrored", "multi_worker", "tpu"),
+        '"none", "mirrored", "multi_worker" or "tpu"',
     ),
     "cpu_devices": Setting(
         None,
