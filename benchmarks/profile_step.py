@@ -25,11 +25,14 @@ import utils  # noqa: E402, F401  (first: it sets TensorFlow's flags before Tens
 # isort: split
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.throughput import prepared_model  # noqa: E402
+from benchmarks.throughput import (  # noqa: E402
+    add_step_benchmark_arguments,
+    prepared_model,
+    step_benchmark_args,
+)
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
 from utils import data as cifar  # noqa: E402
 from utils.callbacks import make_callbacks  # noqa: E402
-from utils.config import parse_override, resolve_args  # noqa: E402
 from utils.experiment import make_datasets  # noqa: E402
 from utils.runs import write_json  # noqa: E402
 
@@ -122,30 +125,16 @@ def markdown(record, top):
 
 def parse_command_line(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="CIFAR-10 archive or folder (default: CIFAR10_DATA or download)")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--preset")
+    add_step_benchmark_arguments(parser)
     parser.add_argument("--steps", type=int, default=5, help="profiled training steps")
     parser.add_argument("--top", type=int, default=15, help="rows of the markdown table")
     parser.add_argument("--out", required=True, help="JSON record; the table goes beside it as .md")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--tiny", action="store_true", help="small_run data (for tests)")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     options = parse_command_line(argv)
-    args = resolve_args(
-        {
-            "preset": options.preset,
-            "data_path": options.data,
-            "models": [options.model],
-            "small_run": options.tiny,
-            "backup_and_restore": False,
-            "checkpoint": False,
-            **dict(parse_override(text) for text in options.set),
-        }
-    )
+    args = step_benchmark_args(options)
     datasets = make_datasets(cifar.prepare_data(args), args)
     model = prepared_model(args, datasets)
     totals, seconds_per_step = profile(model, datasets, args, options.steps)

@@ -55,6 +55,31 @@ def prepared_model(args, datasets, fine_tune_layers=None):
     return model
 
 
+def add_step_benchmark_arguments(parser):
+    """The options `step_benchmark_args` reads."""
+    parser.add_argument("--data", help="CIFAR-10 archive or folder (default: CIFAR10_DATA or download)")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--preset")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--tiny", action="store_true", help="small_run data (for tests)")
+
+
+def step_benchmark_args(options):
+    """The args of a training-step benchmark: `--model`, `--preset`, `--data`, `--tiny` and the
+    `--set` overrides, without checkpoints or backups (nothing to resume)."""
+    return resolve_args(
+        {
+            "preset": options.preset,
+            "data_path": options.data,
+            "models": [options.model],
+            "small_run": options.tiny,
+            "backup_and_restore": False,
+            "checkpoint": False,
+            **dict(parse_override(text) for text in options.set),
+        }
+    )
+
+
 def measure(args, datasets, steps, fine_tune_layers=None):
     """Compute-only, full-pipeline and inference images/s of one configuration; with
     `fine_tune_layers`, of fine-tuning that many top layers of a pretrained backbone."""
@@ -86,14 +111,10 @@ def measure(args, datasets, steps, fine_tune_layers=None):
 
 def parse_command_line(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", help="CIFAR-10 archive or folder (default: CIFAR10_DATA or download)")
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--preset")
+    add_step_benchmark_arguments(parser)
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--no-xla", action="store_true", help="skip the XLA (jit_compile) measurements")
-    parser.add_argument("--tiny", action="store_true", help="small_run data (for tests)")
     parser.add_argument(
         "--fine-tune-layers",
         type=lambda text: text if text == "all" else int(text),
@@ -104,17 +125,7 @@ def parse_command_line(argv):
 
 def main(argv=None):
     options = parse_command_line(argv)
-    base = resolve_args(
-        {
-            "preset": options.preset,
-            "data_path": options.data,
-            "models": [options.model],
-            "small_run": options.tiny,
-            "backup_and_restore": False,
-            "checkpoint": False,
-            **dict(parse_override(text) for text in options.set),
-        }
-    )
+    base = step_benchmark_args(options)
     datasets = make_datasets(cifar.prepare_data(base), base)
     policies = sorted({"float32", choose_precision("auto")})
     results = [

@@ -14,7 +14,12 @@ The record gives each side's test accuracy, flip-TTA accuracy and training time 
 the seeds, and every run in full), our time to the reference's final accuracy, and the ratios
 the target is stated in. `--torch-python` is any Python with torch and numpy (torch is not a
 dependency of the project); `--set` overrides our side's args, `--reference-epochs` shortens
-both recipes alike (for tests and quick looks, not for the record).
+both recipes alike (for tests and quick looks, not for the record). Both sides train on all
+50,000 training images.
+
+`--from-records REFERENCE_JSON OURS_JSON` (once per seed) trains nothing: it compares a
+reference record and a `time_to_accuracy.py` record (`--model fast_cnn --preset fast --set
+val_fraction=0`) made apart on the same machine; the record names them in `made_from_records`.
 """
 
 import argparse
@@ -57,9 +62,10 @@ def reference_command(options, inputs, seed, out):
 
 
 def ours_command(options, seed, out):
-    """The command line that trains `fast_cnn` (the `fast` preset) once."""
+    """The command line that trains `fast_cnn` (the `fast` preset) once, on all 50,000 training
+    images as the reference does (no validation split)."""
     command = [sys.executable, OURS_SCRIPT, "--data", options.data, "--model", "fast_cnn", "--preset", "fast"]
-    command += ["--seeds", str(seed), "--out", out, "--runs-dir", options.runs_dir]
+    command += ["--seeds", str(seed), "--out", out, "--runs-dir", options.runs_dir, "--set", "val_fraction=0"]
     if options.reference_epochs != reference_airbench_torch.RECIPE["epochs"]:
         command += ["--set", f"epochs={max(round(options.reference_epochs), 1)}"]
     for text in options.set:
@@ -83,6 +89,8 @@ def reference_run(record):
         "test_accuracy_tta": record["test_accuracy_tta"],
         "test_accuracy_tta_translate": record["test_accuracy_tta_translate"],
         "train_seconds": round(record["train_seconds"], 1),
+        "precision": record["precision"],
+        "recipe_epochs": record["recipe"]["epochs"],
         "epochs": [{"seconds": e["seconds"], "test_accuracy": e["test_accuracy"]} for e in record["epochs"]],
     }
 
@@ -96,6 +104,8 @@ def ours_run(record):
         "test_accuracy_tta": run["test_accuracy_tta"],
         "train_seconds": round(sum(epoch["seconds"] for epoch in run["epochs"]), 1),
         "data_seconds": run["data_seconds"],
+        "train_images": run["train_images"],
+        "overrides": record["overrides"],
         "epochs": [{"seconds": e["seconds"], "test_accuracy": e["test_accuracy"]} for e in run["epochs"]],
     }
 
@@ -148,8 +158,16 @@ def compare(reference_runs, our_runs):
 
 def parse_command_line(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="CIFAR-10 archive or folder, for both sides")
-    parser.add_argument("--torch-python", required=True, help="a Python with torch and numpy")
+    parser.add_argument("--data", help="CIFAR-10 archive or folder, for both sides")
+    parser.add_argument("--torch-python", help="a Python with torch and numpy")
+    parser.add_argument(
+        "--from-records",
+        nargs=2,
+        action="append",
+        metavar=("REFERENCE_JSON", "OURS_JSON"),
+        help="train nothing: compare a reference record with a time_to_accuracy record of one seed each, "
+        "made apart on this machine (repeat for more seeds)",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--out", required=True, help="JSON record to write")
     parser.add_argument("--reference-precision", choices=("bfloat16", "float32"), default="bfloat16")
@@ -157,7 +175,10 @@ def parse_command_line(argv):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="our side's args")
     parser.add_argument("--runs-dir", default=os.path.join("runs", "benchmarks"), help="our run folders")
     parser.add_argument("--tiny", action="store_true", help="small_run data for our side (for tests)")
-    return parser.parse_args(argv)
+    options = parser.parse_args(argv)
+    if not options.from_records and not (options.data and options.torch_python):
+        parser.error("--data and --torch-python are needed unless --from-records is given")
+    return options
 
 
 def versus_record(options, reference_runs, our_runs):
@@ -168,9 +189,10 @@ def versus_record(options, reference_runs, our_runs):
         "seeds": [run["seed"] for run in our_runs],
         **compare(reference_runs, our_runs),
         "timing": TIMING,
-        "reference_precision": options.reference_precision,
-        "reference_epochs": options.reference_epochs,
-        "ours_overrides": options.set,
+        "made_from_records": options.from_records,  # null: both sides trained in this run
+        "reference_precision": reference_runs[0]["precision"],
+        "reference_epochs": reference_runs[0]["recipe_epochs"],
+        "ours_overrides": our_runs[0]["overrides"],
         "machine": machine_description(),
         "reference_runs": reference_runs,
         "our_runs": our_runs,
@@ -189,10 +211,15 @@ def run_seed(options, inputs, seed, reference_first, scratch):
     return tuple(convert(read_json(out)) for _, out, convert in sides)
 
 
-def main(argv=None):
-    """Run every seed (both sides), rewriting the record after each, so an interruption keeps
-    the seeds already finished."""
-    options = parse_command_line(argv)
+def record_from_records(options):
+    """The record of `--from-records` pairs (nothing trained)."""
+    pairs = [(reference_run(read_json(ref)), ours_run(read_json(ours))) for ref, ours in options.from_records]
+    return versus_record(options, [ref for ref, _ in pairs], [ours for _, ours in pairs])
+
+
+def run_both_sides(options):
+    """Train every seed on both sides, rewriting the record after each, so an interruption keeps
+    the seeds already finished; returns the last record."""
     reference_runs, our_runs = [], []
     with tempfile.TemporaryDirectory() as scratch:
         inputs = os.path.join(scratch, "cifar10.npz")
@@ -203,6 +230,16 @@ def main(argv=None):
             our_runs.append(ours)
             record = versus_record(options, reference_runs, our_runs)
             write_json(options.out, record)
+    return record
+
+
+def main(argv=None):
+    options = parse_command_line(argv)
+    if options.from_records:
+        record = record_from_records(options)
+        write_json(options.out, record)
+    else:
+        record = run_both_sides(options)
     print(
         f"reference {record['reference']} | fast_cnn {record['ours']} | time to the reference's accuracy: "
         f"{record['ratio_time_to_reference_accuracy']}x the reference's training time"

@@ -460,3 +460,40 @@ def test_tiny_profile_sums_op_time_per_type_and_writes_a_table(tiny_archive, tmp
     )
     table = (tmp_path / "profile.md").read_text().splitlines()
     assert len([line for line in table if line.startswith("| ") and "---" not in line]) == 1 + 5
+
+
+def test_versus_reference_from_records_compares_runs_made_apart(tiny_archive, tmp_path, capsys):
+    from benchmarks import versus_reference
+
+    ours = tmp_path / "ours.json"
+    time_to_accuracy.main(
+        ["--data", tiny_archive, "--model", "fast_cnn", "--preset", "fast", "--out", str(ours), "--tiny"]
+        + ["--runs-dir", str(tmp_path / "runs"), "--set", "precision=float32", "--set", "verbose=0"]
+    )
+    reference = tmp_path / "reference.json"  # the reference script's record, as its train step writes it
+    epochs = [{"epoch": 0, "seconds": 40.0, "train_loss": 2.0, "test_accuracy": 0.0}]
+    fields = {
+        "seeds": [0],
+        "test_accuracy": 0.0,
+        "test_accuracy_tta": 0.0,
+        "test_accuracy_tta_translate": 0.0,
+    }
+    recipe = {**reference_airbench_torch.RECIPE, "epochs": 1}
+    reference.write_text(
+        json.dumps(
+            {**fields, "train_seconds": 40.0, "precision": "float32", "recipe": recipe, "epochs": epochs}
+        )
+    )
+    out = tmp_path / "versus.json"
+    versus_reference.main(["--from-records", str(reference), str(ours), "--out", str(out)])
+    record = json.loads(out.read_text())
+    assert record["made_from_records"] == [[str(reference), str(ours)]]
+    assert record["reference_precision"] == "float32" and record["reference_epochs"] == 1
+    assert record["reference"]["train_seconds"] == 40.0
+    our_run = record["our_runs"][0]
+    assert our_run["train_seconds"] == round(sum(e["seconds"] for e in our_run["epochs"]), 1)
+    # the reference's final accuracy (0 here) is reached by our first epoch
+    assert record["ours_seconds_to_reference_accuracy"] == round(our_run["epochs"][0]["seconds"], 1)
+    assert record["ratio_train_seconds"] == round(our_run["train_seconds"] / 40.0, 3)
+    with pytest.raises(SystemExit):
+        versus_reference.parse_command_line(["--out", str(out)])  # neither data nor records

@@ -27,7 +27,7 @@ def test_unknown_key_names_it_and_lists_known_keys():
         ("epochs", 2.5, "an integer >= 1"),
         ("epochs", True, "an integer >= 1"),
         ("val_fraction", 0.9, r"a number in \[0, 0.5\]"),
-        ("optimizer", "lion", '"sgd", "adam", "amsgrad", "adamw" or "rmsprop"'),
+        ("optimizer", "lion", '"sgd", "adam", "amsgrad", "adamw", "rmsprop" or "muon"'),
         ("models", [], "a non-empty list of model names"),
         ("augment_flip", "yes", 'true, false or "alternating"'),
         ("fine_tune_layers", -1, 'an integer >= 0 or "all"'),

@@ -216,7 +216,7 @@ def test_constant_and_cosine_schedules():
     assert float(cosine(50)) == pytest.approx(0.05, rel=1e-3)
 
 
-@pytest.mark.parametrize("name", ["sgd", "adam", "amsgrad", "adamw", "rmsprop"])
+@pytest.mark.parametrize("name", ["sgd", "adam", "amsgrad", "adamw", "rmsprop", "muon"])
 def test_weight_decay_shrinks_kernels_but_not_batchnorm(name):
     from utils.optimizers import make_optimizer
 
@@ -274,7 +274,7 @@ def test_lookahead_pulls_weights_back_more_strongly_as_training_ends():
     assert all(a < b for a, b in zip(pulls, pulls[1:]))
 
 
-@pytest.mark.parametrize("name", ["sgd", "adam", "amsgrad", "adamw", "rmsprop"])
+@pytest.mark.parametrize("name", ["sgd", "adam", "amsgrad", "adamw", "rmsprop", "muon"])
 def test_rate_factors_scale_single_variables_steps(name):
     from utils.optimizers import make_optimizer
 
@@ -308,3 +308,47 @@ def test_amsgrad_is_adam_with_the_running_maximum():
     amsgrad = make_optimizer(resolve_args({"optimizer": "amsgrad"}), 0.1)
     adam = make_optimizer(resolve_args({"optimizer": "adam"}), 0.1)
     assert isinstance(amsgrad, keras.optimizers.Adam) and amsgrad.amsgrad and not adam.amsgrad
+
+
+def test_muon_orthogonalises_convolution_kernels_and_leaves_the_classifier_to_adamw():
+    from utils.optimizers import make_optimizer
+
+    rng = np.random.default_rng(0)
+    kernel = keras.Variable(np.zeros((3, 3, 4, 8), "float32"), name="kernel")
+    classifier = keras.Variable(np.zeros((8, 10), "float32"), name="classifier")
+    args = resolve_args({"optimizer": "muon", "weight_decay": 0})
+    optimizer = make_optimizer(args, 0.01, classifier=classifier.path)
+    # a gradient whose singular values span a factor of 50
+    left, _ = np.linalg.qr(rng.normal(size=(36, 8)))
+    right, _ = np.linalg.qr(rng.normal(size=(8, 8)))
+    kernel_gradient = (left @ np.diag(np.geomspace(1, 0.02, 8)) @ right.T).astype("float32")
+    classifier_gradient = rng.normal(size=(8, 10)).astype("float32")
+    optimizer.apply_gradients(
+        [(kernel_gradient.reshape(3, 3, 4, 8), kernel), (classifier_gradient, classifier)]
+    )
+    singular = np.linalg.svd(-kernel.numpy().reshape(36, 8), compute_uv=False)
+    assert singular.max() / singular.min() < 2  # near-orthogonal, as a (36, 8) matrix
+    # the classifier took Adam's first step instead: learning rate times the gradient's sign
+    np.testing.assert_allclose(-classifier.numpy(), 0.01 * np.sign(classifier_gradient), rtol=1e-3)
+
+
+def test_fast_cnn_with_muon_trains_saves_and_loads(tmp_path):
+    from utils.training import compile_model, output_kernel
+
+    args = resolve_args({"optimizer": "muon", "learning_rate": 0.02, "momentum": 0.6, "precision": "float32"})
+    model = models.build_model("fast_cnn", widths=(8, 16, 16))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 32, 32, 3)).astype("float32")
+    labels = keras.utils.to_categorical(rng.integers(0, 10, 64), 10)
+    models.adapt_to_images(model, images)
+    compile_model(model, args, args["learning_rate"])
+    assert output_kernel(model) == model.get_layer("logits").kernel.path
+    assert model.optimizer.exclude_layers and not model.optimizer._should_use_adamw(
+        model.get_layer("block1_conv1").kernel
+    )
+    losses = model.fit(images, labels, batch_size=32, epochs=6, verbose=0).history["loss"]
+    assert losses[-1] < losses[0]
+    model.save(tmp_path / "muon.keras")
+    loaded = keras.saving.load_model(tmp_path / "muon.keras")
+    assert type(loaded.optimizer).__name__ == "FactorMuon"
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)

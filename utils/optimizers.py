@@ -2,6 +2,7 @@
 learning-rate schedules."""
 
 import math
+import re
 
 import keras
 
@@ -81,21 +82,57 @@ class FactorRMSprop(_RateFactors, keras.optimizers.RMSprop):
     """RMSprop with per-variable learning-rate factors."""
 
 
-def make_optimizer(args, learning_rate, rate_factors=None):
+@keras.saving.register_keras_serializable(package="cifar10")
+class FactorMuon(_RateFactors, keras.optimizers.Muon):
+    """Keras's Muon, with convolution kernels orthogonalised too, and per-variable rate factors.
+
+    Keras's Muon leaves every variable that is not a matrix to its AdamW step; here a kernel of
+    higher rank is orthogonalised as the matrix (product of the leading axes, output channels),
+    as the Muon variants of airbench treat convolution filters. Vectors (biases, BatchNorm
+    shifts) and the layers `exclude_layers` names take the AdamW step.
+    """
+
+    def _should_use_adamw(self, variable):
+        if len(variable.shape) > 2:
+            return any(re.search(pattern, variable.path) for pattern in self.exclude_layers)
+        return super()._should_use_adamw(variable)
+
+    def zeropower_via_newtonschulz5(self, x, steps):
+        shape = tuple(x.shape)
+        matrix = keras.ops.reshape(x, (-1, shape[-1]))
+        return keras.ops.reshape(super().zeropower_via_newtonschulz5(matrix, steps), shape)
+
+    def lr_adjust(self, x):
+        """Keras's update scale, sqrt(larger side) * rms_rate, of the kernel's matrix view."""
+        if self.rms_rate is None:
+            return x
+        return x * math.sqrt(max(math.prod(x.shape[:-1]), x.shape[-1])) * self.rms_rate
+
+
+def make_optimizer(args, learning_rate, rate_factors=None, classifier=None):
     """The optimizer named by `args['optimizer']`, with decoupled weight decay.
 
     BatchNorm parameters and biases are excluded from weight decay.
 
     Args:
         rate_factors: {variable path: factor} multiplying those variables' learning rate.
+        classifier: path of the output layer's kernel, which Muon leaves to its AdamW step (as
+            Muon's authors advise for the output layer).
     """
     common = {"learning_rate": learning_rate, "weight_decay": float(args["weight_decay"])}
+    muon_excluded = [re.escape(classifier)] if classifier else []
     constructors = {
         "sgd": lambda: FactorSGD(momentum=float(args["momentum"]), nesterov=True, **common),
         "adam": lambda: FactorAdam(**common),
         "amsgrad": lambda: FactorAdam(amsgrad=True, **common),
         "adamw": lambda: FactorAdamW(**common),
         "rmsprop": lambda: FactorRMSprop(momentum=float(args["momentum"]), **common),
+        "muon": lambda: FactorMuon(
+            momentum=float(args["momentum"]),
+            adam_weight_decay=common["weight_decay"],
+            exclude_layers=muon_excluded,
+            **common,
+        ),
     }
     optimizer = constructors[args["optimizer"]]()
     optimizer.rate_factors = dict(rate_factors or {})

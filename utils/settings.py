@@ -184,9 +184,11 @@ SETTINGS = {
         "sgd",
         (str,),
         "Optimizer: sgd (Nesterov momentum), adam, amsgrad (Adam with the AMSGrad maximum of past "
-        "second moments, as the original project offered), adamw or rmsprop.",
-        _one_of("sgd", "adam", "amsgrad", "adamw", "rmsprop"),
-        '"sgd", "adam", "amsgrad", "adamw" or "rmsprop"',
+        "second moments, as the original project offered), adamw, rmsprop or muon (Keras's Muon: "
+        "weight matrices and convolution kernels get orthogonalised momentum updates, the rest and "
+        "the classifier AdamW; momentum is its momentum).",
+        _one_of("sgd", "adam", "amsgrad", "adamw", "rmsprop", "muon"),
+        '"sgd", "adam", "amsgrad", "adamw", "rmsprop" or "muon"',
     ),
     "learning_rate": Setting(
         0.05,
@@ -198,7 +200,7 @@ SETTINGS = {
     "momentum": Setting(
         0.9,
         (float, int),
-        "Momentum of sgd and rmsprop.",
+        "Momentum of sgd, rmsprop and muon.",
         _between(0, 0.999),
         "a number in [0, 0.999]",
     ),

@@ -40,11 +40,17 @@ def fine_tune_rate_factors(model, args):
 def compile_model(model, args, learning_rate, rate_factors=None):
     """(Re)compile after any change of `trainable`; labels are one-hot."""
     model.compile(
-        optimizer=make_optimizer(args, learning_rate, rate_factors),
+        optimizer=make_optimizer(args, learning_rate, rate_factors, classifier=output_kernel(model)),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=args["label_smoothing"]),
         metrics=["accuracy"],
         jit_compile=choose_jit_compile(args["jit_compile"]),
     )
+
+
+def output_kernel(model):
+    """Path of the model's last trainable weight matrix: its classifier's kernel (None: none)."""
+    matrices = [weight.path for weight in model.trainable_weights if len(weight.shape) == 2]
+    return matrices[-1] if matrices else None
 
 
 # --- freezing -------------------------------------------------------------------------
