@@ -20,11 +20,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import utils  # noqa: E402, F401  (first: it sets TensorFlow's flags before TensorFlow loads)
-
-# isort: split
-import tensorflow as tf  # noqa: E402
-
 from benchmarks.throughput import (  # noqa: E402
     add_step_benchmark_arguments,
     prepared_model,
@@ -71,6 +66,8 @@ def read_profile(folder):
 
 def profile(model, datasets, args, steps):
     """(op times, wall seconds per step) of `steps` training steps after a warm-up of as many."""
+    import tensorflow as tf  # after the project's imports, which set TensorFlow's flags first
+
     with tempfile.TemporaryDirectory() as folder:
         callbacks = make_callbacks(args, folder, "loss", "profile", {}, 2 * steps)
 

@@ -18,11 +18,6 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import utils  # noqa: E402, F401  (first: it sets TensorFlow's flags before TensorFlow loads)
-
-# isort: split
-import tensorflow as tf  # noqa: E402
-
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
 from models import adapt_to_images  # noqa: E402
 from models.pretrained import get_backbone  # noqa: E402
@@ -84,6 +79,8 @@ def measure(args, datasets, steps, fine_tune_layers=None):
     """Compute-only, full-pipeline and inference images/s of one configuration; with
     `fine_tune_layers`, of fine-tuning that many top layers of a pretrained backbone."""
     model = prepared_model(args, datasets, fine_tune_layers)
+    import tensorflow as tf  # after the project's imports, which set TensorFlow's flags first
+
     batch = args["batch_size"]
     images, labels = next(iter(datasets.train))
     synthetic = tf.data.Dataset.from_tensors((images, labels)).repeat()

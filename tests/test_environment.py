@@ -64,7 +64,9 @@ print("oneDNN", _pywrap_util_port.IsMklEnabled())
 """
 
 
-@pytest.mark.parametrize("entry", ["train.py", "benchmarks/time_to_accuracy.py", "models"])
+@pytest.mark.parametrize(
+    "entry", ["train.py", "benchmarks/time_to_accuracy.py", "benchmarks/profile_step.py", "models"]
+)
 def test_entry_points_turn_onednn_on_before_tensorflow_loads(entry):
     """TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: the scripts and the notebook's first
     project import (`models`) must reach utils/__init__.py before TensorFlow."""
