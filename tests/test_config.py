@@ -33,6 +33,7 @@ def test_unknown_key_names_it_and_lists_known_keys():
         ("fine_tune_layers", -1, 'an integer >= 0 or "all"'),
         ("precision", "float64", '"auto", "float32"'),
         ("jit_compile", "yes", '"auto", true or false'),
+        ("ema_momentum", 1.0, r"a number in \(0, 1\) or null"),
     ],
 )
 def test_bad_value_names_key_value_and_accepted(key, value, accepted):
@@ -46,6 +47,12 @@ def test_reduce_on_plateau_needs_constant_schedule():
     with pytest.raises(ConfigError, match="lr_schedule"):
         resolve_args({"reduce_lr_patience": 3, "lr_schedule": "cosine"})
     assert resolve_args({"reduce_lr_patience": 3, "lr_schedule": "constant"})["reduce_lr_patience"] == 3
+
+
+def test_ema_and_lookahead_are_not_combined():
+    with pytest.raises(ConfigError, match="both average the weights"):
+        resolve_args({"ema_momentum": 0.99, "lookahead_steps": 5})
+    assert resolve_args({"ema_momentum": 0.99})["ema_momentum"] == 0.99
 
 
 def test_small_run_forces_one_epoch_per_phase():

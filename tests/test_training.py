@@ -352,3 +352,63 @@ def test_fast_cnn_with_muon_trains_saves_and_loads(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "muon.keras")
     assert type(loaded.optimizer).__name__ == "FactorMuon"
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
+
+
+class LiveKernel(keras.callbacks.Callback):
+    """Records the classifier's kernel as trained (not averaged) after every step."""
+
+    def __init__(self):
+        super().__init__()
+        self.values = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.values.append(self.model.get_layer("predictions").kernel.numpy().copy())
+
+
+def polyak_average(values, momentum):
+    """Keras's optimizer EMA of a sequence of weights: the first step's value, then
+    average = momentum * average + (1 - momentum) * value."""
+    averages = [values[0]]
+    for value in values[1:]:
+        averages.append(momentum * averages[-1] + (1 - momentum) * value)
+    return averages
+
+
+def test_ema_momentum_validates_checkpoints_and_ends_on_the_averaged_weights(prepared):
+    args, datasets, run = prepared
+    args = resolve_args({**args, "ema_momentum": 0.6})
+    live = LiveKernel()
+    trained = train_one(build_for_run("lenet", args), datasets, args, run, [live])
+    averages = polyak_average(live.values, 0.6)
+    steps = len(live.values) // 3
+    best_epoch = int(np.argmin(trained.history["val_loss"]))
+    at_best = averages[(best_epoch + 1) * steps - 1]
+    best = keras.models.load_model(os.path.join(run.model_dir("lenet"), "best.keras"))
+    kernel = best.get_layer("predictions").kernel.numpy()
+    np.testing.assert_allclose(kernel, at_best, atol=1e-5)
+    assert np.abs(kernel - live.values[(best_epoch + 1) * steps - 1]).max() > 1e-3  # not the live weights
+    np.testing.assert_allclose(trained.model.get_layer("predictions").kernel.numpy(), at_best, atol=1e-5)
+    # Validation judged the averaged weights.
+    validation_loss = best.evaluate(datasets.validation, verbose=0)[0]
+    assert validation_loss == pytest.approx(trained.history["val_loss"][best_epoch], rel=1e-4)
+
+
+def test_ema_backup_holds_the_trained_weights_and_their_average(prepared):
+    from utils.training import compile_model
+
+    args, datasets, run = prepared
+    args = resolve_args({**args, "ema_momentum": 0.6})
+    live = LiveKernel()
+    with pytest.raises(KeyboardInterrupt):
+        train_one(build_for_run("lenet", args), datasets, args, run, [live, Interrupt(after_epochs=2)])
+    restored = build_for_run("lenet", args)
+    compile_model(restored, args, make_schedule(args, 0.02, total_steps=15, warmup_steps=5))  # as fit's
+    restored.optimizer.build(restored.trainable_variables)
+    restored.load_weights(os.path.join(run.model_dir("lenet"), "backup", "train", "latest.weights.h5"))
+    kernel = restored.get_layer("predictions").kernel
+    np.testing.assert_allclose(kernel.numpy(), live.values[-1], atol=1e-6)  # resumes from the live weights
+    index = [v.path for v in restored.trainable_variables].index(kernel.path)
+    average = restored.optimizer._model_variables_moving_average[index].numpy()
+    np.testing.assert_allclose(average, polyak_average(live.values, 0.6)[-1], atol=1e-5)
+    trained = train_one(build_for_run("lenet", args), datasets, args, open_run(args, args["output_dir"]))
+    assert trained.history["epoch"] == [0, 1, 2]

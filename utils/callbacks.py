@@ -153,6 +153,11 @@ def make_callbacks(args, model_dir, monitor, phase, history, total_steps, phase_
         # latest one unreadable.
         backup = os.path.join(model_dir, "backup", phase)
         callbacks.append(keras.callbacks.BackupAndRestore(backup, double_checkpoint=True))
+    if args["ema_momentum"] is not None:
+        # After the backup (which must hold the trained weights, not the average) and before
+        # the checkpoint: from the end of each epoch to the start of the next the model holds
+        # the averaged weights, which validation also uses.
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if args["terminate_on_nan"]:
         callbacks.append(StopOnNaN())
     if args["checkpoint"]:

@@ -56,6 +56,11 @@ def _check_combinations(args):
             f"args['lr_schedule'] = 'constant' (got {args['lr_schedule']!r}): ReduceLROnPlateau "
             "cannot change a scheduled learning rate."
         )
+    if args["ema_momentum"] is not None and args["lookahead_steps"] is not None:
+        raise ConfigError(
+            f"args['ema_momentum'] = {args['ema_momentum']!r} and args['lookahead_steps'] = "
+            f"{args['lookahead_steps']!r} both average the weights: set one of them to None."
+        )
     start = args["image_size_start"]
     if start is not None and (start >= args["image_size"] or args["fine_tune_epochs"] < 1):
         raise ConfigError(

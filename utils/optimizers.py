@@ -120,6 +120,8 @@ def make_optimizer(args, learning_rate, rate_factors=None, classifier=None):
             Muon's authors advise for the output layer).
     """
     common = {"learning_rate": learning_rate, "weight_decay": float(args["weight_decay"])}
+    if args["ema_momentum"] is not None:
+        common.update(use_ema=True, ema_momentum=float(args["ema_momentum"]))
     muon_excluded = [re.escape(classifier)] if classifier else []
     constructors = {
         "sgd": lambda: FactorSGD(momentum=float(args["momentum"]), nesterov=True, **common),

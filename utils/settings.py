@@ -36,13 +36,13 @@ def _type_name(kind):
     )
 
 
-def _between(low, high, *, low_open=False):
-    """A check that a number lies in [low, high], or (low, high] with `low_open`."""
+def _between(low, high, *, low_open=False, high_open=False):
+    """A check that a number lies in [low, high]; `low_open` / `high_open` leave out that end."""
 
     def check(value):
         if value is None:
             return True
-        return (low < value if low_open else low <= value) and value <= high
+        return (low < value if low_open else low <= value) and (value < high if high_open else value <= high)
 
     return check
 
@@ -391,6 +391,15 @@ SETTINGS = {
         "more strongly as training ends, and training ends on the slow weights; null: off.",
         _between(1, 10_000),
         "an integer >= 1 or null",
+    ),
+    "ema_momentum": Setting(
+        None,
+        (float, NoneType),
+        "Weight averaging with Keras's optimizer EMA (Polyak averaging): after each step the averaged "
+        "weights move 1 - m of the way to the trained ones (so they average about 1 / (1 - m) recent "
+        "steps); validation, checkpoints and the final model use the average; null: off.",
+        _between(0, 1, low_open=True, high_open=True),
+        "a number in (0, 1) or null",
     ),
     "preset": Setting(
         None,
