@@ -14,6 +14,7 @@ import os
 import platform
 import resource
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -114,7 +115,16 @@ def accuracy_within(epochs, start_seconds):
 
 
 def run_seed(args, time_limit=None):
-    """Train and evaluate one seed (stopping after `time_limit` seconds if given); returns its record."""
+    """Train and evaluate one seed (stopping after `time_limit` seconds if given); returns its record.
+
+    Backbone features go to a cache of the run's own, deleted after it (not
+    args['feature_cache_dir']): features cached by an earlier run would hide their extraction time.
+    """
+    with tempfile.TemporaryDirectory(prefix="features-") as cache:
+        return _timed_run({**args, "feature_cache_dir": cache}, time_limit)
+
+
+def _timed_run(args, time_limit):
     start = time.perf_counter()
     prepare_session(args)
     data = cifar.prepare_data(args)

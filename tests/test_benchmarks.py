@@ -83,6 +83,7 @@ def test_tiny_frozen_backbone_record_has_phase_image_size_and_feature_time(tiny_
     assert REQUIRED_KEYS <= set(record)
     assert record["phase"] == "frozen" and record["image_size"] == 64
     assert 0 < record["feature_seconds"] <= record["train_seconds"]
+    assert not (tmp_path / "cache").exists()  # a timed run extracts its features afresh, in its own cache
 
 
 def test_time_to_accuracy_counts_data_preparation_and_missing_thresholds():

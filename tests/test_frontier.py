@@ -85,4 +85,4 @@ def test_tiny_frontier_writes_a_record_and_a_figure(tiny_archive, tmp_path):
     assert set(record["winners"]) == {"5", "15", "30", "60"}
     assert json.loads(out.read_text())["points"] == record["points"]
     assert figure.stat().st_size > 10_000
-    assert len(list((tmp_path / "cache").iterdir())) == 2  # the frozen point's train and test features
+    assert not (tmp_path / "cache").exists()  # each point extracts its features afresh (their time counts)
