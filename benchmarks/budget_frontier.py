@@ -8,8 +8,8 @@ from scratch (`fast_cnn` at several epoch counts, `custom_cnn`) and pretrained
 EfficientNet-Lite0 (frozen with cached features at two image sizes and feature depths,
 fine-tuned at fixed and progressively raised sizes). The record is rewritten after every point,
 so a long run interrupted keeps what it finished; `--points` runs a subset and `--append` adds
-points to an existing record. The record says which approach wins within 5, 15, 30 and 60 minutes
-and the figure (`--figure`) shows both approaches' fronts.
+points to an existing record made on the same kind of machine. The record says which approach
+wins within 5, 15, 30 and 60 minutes and the figure (`--figure`) shows both approaches' fronts.
 """
 
 import argparse
@@ -107,10 +107,32 @@ def write_record(path, points, options):
     return record
 
 
+# What makes two machines' training times comparable.
+MACHINE_KIND = ("cpu", "cpu_features", "cores", "gpus", "onednn")
+
+
+def appendable_points(path):
+    """The points of the record at `path` (none if it does not exist), refused when another kind of
+    machine made them: times from two machines on one frontier would compare nothing."""
+    record = read_json(path, default={"points": []})
+    if not record["points"]:
+        return []
+    theirs, ours = record["machine"], machine_description()
+    differs = [key for key in MACHINE_KIND if theirs.get(key) != ours[key]]
+    if differs:
+        there = ", ".join(f"{key}: {theirs.get(key)!r}" for key in differs)
+        here = ", ".join(f"{key}: {ours[key]!r}" for key in differs)
+        raise SystemExit(
+            f"{path} was measured on another machine ({there}; here: {here}); --append adds only "
+            "points of the same kind of machine: write a new --out instead."
+        )
+    return record["points"]
+
+
 def main(argv=None):
     options = parse_command_line(argv)
     extra = dict(parse_override(text) for text in options.set)
-    points = read_json(options.out, default={"points": []})["points"] if options.append else []
+    points = appendable_points(options.out) if options.append else []
     with tempfile.TemporaryDirectory() as runs_dir:
         for name in options.points:
             model, overrides = POINTS[name]

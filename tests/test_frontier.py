@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from benchmarks import budget_frontier
 from utils.environment import choose_precision
 from utils.frontier import best_within, frontier_conclusion, winners
@@ -86,3 +88,12 @@ def test_tiny_frontier_writes_a_record_and_a_figure(tiny_archive, tmp_path):
     assert json.loads(out.read_text())["points"] == record["points"]
     assert figure.stat().st_size > 10_000
     assert not (tmp_path / "cache").exists()  # each point extracts its features afresh (their time counts)
+
+
+def test_append_refuses_a_record_from_another_kind_of_machine(tmp_path):
+    out = tmp_path / "frontier.json"
+    machine = {**budget_frontier.machine_description(), "cpu_features": ["avx512_bf16"], "cores": 64}
+    out.write_text(json.dumps({"points": [point("fast", "from scratch", 5, 0.8)], "machine": machine}))
+    with pytest.raises(SystemExit, match="another machine.*cores: 64.*write a new --out"):
+        budget_frontier.main(["--data", "unused", "--points", "fast_cnn 3 ep", "--append", "--out", str(out)])
+    assert budget_frontier.appendable_points(str(tmp_path / "absent.json")) == []
