@@ -412,3 +412,22 @@ def test_ema_backup_holds_the_trained_weights_and_their_average(prepared):
     np.testing.assert_allclose(average, polyak_average(live.values, 0.6)[-1], atol=1e-5)
     trained = train_one(build_for_run("lenet", args), datasets, args, open_run(args, args["output_dir"]))
     assert trained.history["epoch"] == [0, 1, 2]
+
+
+class StopAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.stop_training = epoch == self.epoch
+
+
+def test_ema_training_stopped_early_ends_on_the_average(prepared):
+    args, datasets, run = prepared
+    args = resolve_args({**args, "ema_momentum": 0.6, "checkpoint": False})
+    live = LiveKernel()
+    trained = train_one(build_for_run("lenet", args), datasets, args, run, [live, StopAfterEpoch(1)])
+    assert trained.history["epoch"] == [0, 1]
+    average = polyak_average(live.values, 0.6)[-1]
+    np.testing.assert_allclose(trained.model.get_layer("predictions").kernel.numpy(), average, atol=1e-5)

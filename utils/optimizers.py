@@ -47,6 +47,16 @@ def make_schedule(args, learning_rate, total_steps, warmup_steps):
     )
 
 
+class _AverageKeptByCallback:
+    """Optimizer mixin: with `use_ema`, fit's closing overwrite of the weights by their average is
+    skipped. Keras's SwapEMAWeights (utils.callbacks) already puts the average in the model at
+    every epoch's end; when training stops before its last epoch, the optimizer's average slots
+    hold the trained weights the callback parked there, and the overwrite would bring those back."""
+
+    def finalize_variable_values(self, var_list):
+        pass
+
+
 class _RateFactors:
     """Optimizer mixin: `rate_factors` ({variable path: factor}) scales single variables'
     learning rates (weight decay keeps the common rate)."""
@@ -63,27 +73,27 @@ class _RateFactors:
 
 
 @keras.saving.register_keras_serializable(package="cifar10")
-class FactorSGD(_RateFactors, keras.optimizers.SGD):
+class FactorSGD(_AverageKeptByCallback, _RateFactors, keras.optimizers.SGD):
     """SGD with per-variable learning-rate factors."""
 
 
 @keras.saving.register_keras_serializable(package="cifar10")
-class FactorAdam(_RateFactors, keras.optimizers.Adam):
+class FactorAdam(_AverageKeptByCallback, _RateFactors, keras.optimizers.Adam):
     """Adam with per-variable learning-rate factors."""
 
 
 @keras.saving.register_keras_serializable(package="cifar10")
-class FactorAdamW(_RateFactors, keras.optimizers.AdamW):
+class FactorAdamW(_AverageKeptByCallback, _RateFactors, keras.optimizers.AdamW):
     """AdamW with per-variable learning-rate factors."""
 
 
 @keras.saving.register_keras_serializable(package="cifar10")
-class FactorRMSprop(_RateFactors, keras.optimizers.RMSprop):
+class FactorRMSprop(_AverageKeptByCallback, _RateFactors, keras.optimizers.RMSprop):
     """RMSprop with per-variable learning-rate factors."""
 
 
 @keras.saving.register_keras_serializable(package="cifar10")
-class FactorMuon(_RateFactors, keras.optimizers.Muon):
+class FactorMuon(_AverageKeptByCallback, _RateFactors, keras.optimizers.Muon):
     """Keras's Muon, with convolution kernels orthogonalised too, and per-variable rate factors.
 
     Keras's Muon leaves every variable that is not a matrix to its AdamW step; here a kernel of
