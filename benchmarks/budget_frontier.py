@@ -20,7 +20,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from benchmarks.time_to_accuracy import machine_description, run_seed  # noqa: E402
+from benchmarks.time_to_accuracy import machine_description, refuse_other_machine, run_seed  # noqa: E402
 from utils.config import parse_override, resolve_args  # noqa: E402
 from utils.frontier import APPROACH_OF_PHASE, BUDGET_MINUTES, frontier_figure, winners  # noqa: E402
 from utils.plots import save_figure  # noqa: E402
@@ -107,25 +107,13 @@ def write_record(path, points, options):
     return record
 
 
-# What makes two machines' training times comparable.
-MACHINE_KIND = ("cpu", "cpu_features", "cores", "gpus", "onednn")
-
-
 def appendable_points(path):
     """The points of the record at `path` (none if it does not exist), refused when another kind of
-    machine made them: times from two machines on one frontier would compare nothing."""
+    machine made them."""
     record = read_json(path, default={"points": []})
-    if not record["points"]:
-        return []
-    theirs, ours = record["machine"], machine_description()
-    differs = [key for key in MACHINE_KIND if theirs.get(key) != ours[key]]
-    if differs:
-        there = ", ".join(f"{key}: {theirs.get(key)!r}" for key in differs)
-        here = ", ".join(f"{key}: {ours[key]!r}" for key in differs)
-        raise SystemExit(
-            f"{path} was measured on another machine ({there}; here: {here}); --append adds only "
-            "points of the same kind of machine: write a new --out instead."
-        )
+    if record["points"]:
+        advice = "--append adds only points of the same kind of machine: write a new --out instead."
+        refuse_other_machine(record["machine"], path, advice)
     return record["points"]
 
 

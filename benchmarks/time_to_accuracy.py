@@ -200,6 +200,21 @@ def machine_description():
     }
 
 
+# What makes two machines' training times comparable.
+MACHINE_KIND = ("cpu", "cpu_features", "cores", "gpus", "onednn")
+
+
+def refuse_other_machine(recorded, path, advice):
+    """Stops (SystemExit) when `recorded`, the machine of the record at `path`, is of another kind
+    than this one: times from two kinds of machine in one record would compare nothing."""
+    here = machine_description()
+    differs = [key for key in MACHINE_KIND if recorded.get(key) != here[key]]
+    if differs:
+        there = ", ".join(f"{key}: {recorded.get(key)!r}" for key in differs)
+        ours = ", ".join(f"{key}: {here[key]!r}" for key in differs)
+        raise SystemExit(f"{path} was measured on another machine ({there}; here: {ours}); {advice}")
+
+
 def mean_or_none(values):
     """The mean, or None when any value is None (a threshold one seed never reached)."""
     return None if any(v is None for v in values) else round(float(np.mean(values)), 4)

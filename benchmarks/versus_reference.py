@@ -17,6 +17,11 @@ dependency of the project); `--set` overrides our side's args, `--reference-epoc
 both recipes alike (for tests and quick looks, not for the record). Both sides train on all
 50,000 training images.
 
+`--resume` continues the record at `--out`: the seeds it holds are kept (they must be the first
+of `--seeds`, made with the same options on the same kind of machine) and the rest run, each
+seed's two sides back to back as always, so a record too long for one sitting can be finished
+in the next.
+
 `--from-records REFERENCE_JSON OURS_JSON` (once per seed) trains nothing: it compares a
 reference record and a `time_to_accuracy.py` record (`--model fast_cnn --preset fast --set
 val_fraction=0`) made apart on the same machine; the record names them in `made_from_records`.
@@ -175,6 +180,11 @@ def parse_command_line(argv):
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="our side's args")
     parser.add_argument("--runs-dir", default=os.path.join("runs", "benchmarks"), help="our run folders")
     parser.add_argument("--tiny", action="store_true", help="small_run data for our side (for tests)")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the seeds the record at --out holds and run the rest (same options, same kind of machine)",
+    )
     options = parser.parse_args(argv)
     if not options.from_records and not (options.data and options.torch_python):
         parser.error("--data and --torch-python are needed unless --from-records is given")
@@ -193,6 +203,7 @@ def versus_record(options, reference_runs, our_runs):
         "reference_precision": reference_runs[0]["precision"],
         "reference_epochs": reference_runs[0]["recipe_epochs"],
         "ours_overrides": our_runs[0]["overrides"],
+        "set": options.set,
         "machine": machine_description(),
         "reference_runs": reference_runs,
         "our_runs": our_runs,
@@ -217,14 +228,38 @@ def record_from_records(options):
     return versus_record(options, [ref for ref, _ in pairs], [ours for _, ours in pairs])
 
 
+def finished_runs(options):
+    """(reference runs, our runs) of the seeds the record at --out holds, for --resume: they must be
+    the first of --seeds, made by this benchmark with the same options on this kind of machine."""
+    from benchmarks.time_to_accuracy import refuse_other_machine
+
+    record = read_json(options.out, default=None) if options.resume else None
+    if record is None:
+        return [], []
+    done = record["seeds"]
+    mismatches = {
+        "made from records": (record["made_from_records"], None),
+        "seeds": (done, options.seeds[: len(done)]),
+        "reference precision": (record["reference_precision"], options.reference_precision),
+        "reference epochs": (record["reference_epochs"], options.reference_epochs),
+        "--set": (record.get("set"), options.set),
+    }
+    wrong = {name: pair for name, pair in mismatches.items() if pair[0] != pair[1]}
+    if wrong:
+        said = "; ".join(f"{name}: {there!r} there, {here!r} here" for name, (there, here) in wrong.items())
+        raise SystemExit(f"--resume cannot continue {options.out}: {said}. Start a new --out instead.")
+    refuse_other_machine(record["machine"], options.out, "--resume continues only on its kind of machine.")
+    return record["reference_runs"], record["our_runs"]
+
+
 def run_both_sides(options):
-    """Train every seed on both sides, rewriting the record after each, so an interruption keeps
-    the seeds already finished; returns the last record."""
-    reference_runs, our_runs = [], []
+    """Train every seed on both sides (after those --resume keeps), rewriting the record after
+    each, so an interruption keeps the seeds already finished; returns the last record."""
+    reference_runs, our_runs = finished_runs(options)
     with tempfile.TemporaryDirectory() as scratch:
         inputs = os.path.join(scratch, "cifar10.npz")
         reference_airbench_torch.data_step(options.data, inputs)
-        for position, seed in enumerate(options.seeds):
+        for position, seed in list(enumerate(options.seeds))[len(our_runs) :]:
             reference, ours = run_seed(options, inputs, seed, position % 2 == 0, scratch)
             reference_runs.append(reference)
             our_runs.append(ours)

@@ -422,18 +422,18 @@ def test_tiny_versus_reference_runs_both_sides_alternating(tiny_archive, tmp_pat
         pytest.skip("no Python with torch (set TORCH_PYTHON)")
     out = tmp_path / "versus.json"
     common = ["--data", tiny_archive, "--torch-python", torch_python, "--out", str(out), "--tiny"]
-    versus_reference.main(
-        [
-            *common,
-            "--reference-precision",
-            "float32",
-            "--reference-epochs",
-            "1",
-            "--runs-dir",
-            str(tmp_path / "runs"),
-        ]
-        + ["--set", "precision=float32", "--set", "verbose=0"]
-    )
+    common += [
+        "--reference-precision",
+        "float32",
+        "--reference-epochs",
+        "1",
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    ]
+    common += ["--set", "precision=float32", "--set", "verbose=0"]
+    versus_reference.main([*common, "--seeds", "0"])
+    first_sitting = [line for line in capsys.readouterr().out.splitlines() if line.startswith("$ ")]
+    versus_reference.main([*common, "--seeds", "0", "1", "--resume"])  # seed 0 kept, seed 1 run
     record = json.loads(out.read_text())
     assert (
         [run["seed"] for run in record["reference_runs"]]
@@ -442,8 +442,58 @@ def test_tiny_versus_reference_runs_both_sides_alternating(tiny_archive, tmp_pat
     )
     assert all(len(run["epochs"]) == 1 for run in record["reference_runs"] + record["our_runs"])
     assert 0 <= record["ours"]["test_accuracy_tta"] <= 1 and record["reference"]["train_seconds"] > 0
-    commands = [line for line in capsys.readouterr().out.splitlines() if line.startswith("$ ")]
-    assert ["reference_airbench" in commands[i] for i in range(4)] == [True, False, False, True]
+    commands = first_sitting + [
+        line for line in capsys.readouterr().out.splitlines() if line.startswith("$ ")
+    ]
+    assert ["reference_airbench" in command for command in commands] == [True, False, False, True]
+
+
+def _finished_seed_record(tmp_path, **changes):
+    """A versus_reference record holding seed 0, as a run with `options` below leaves it."""
+    from benchmarks.time_to_accuracy import machine_description
+
+    record = {
+        "seeds": [0],
+        "made_from_records": None,
+        "reference_precision": "float32",
+        "reference_epochs": 8.0,
+        "set": ["verbose=0"],
+        "machine": machine_description(),
+        "reference_runs": [{"seed": 0, "side": "reference"}],
+        "our_runs": [{"seed": 0, "side": "ours"}],
+        **changes,
+    }
+    out = tmp_path / "versus.json"
+    out.write_text(json.dumps(record))
+    common = ["--data", "d", "--torch-python", "py", "--out", str(out), "--reference-precision", "float32"]
+    return common + ["--reference-epochs", "8", "--set", "verbose=0", "--seeds", "0", "1"]
+
+
+@pytest.mark.parametrize(
+    "changes, refused",
+    [
+        ({}, None),
+        ({"reference_precision": "bfloat16"}, "reference precision: 'bfloat16' there, 'float32' here"),
+        ({"seeds": [1]}, r"seeds: \[1\] there, \[0\] here"),
+        ({"made_from_records": [["r.json", "o.json"]]}, "made from records"),
+        ({"set": []}, "--set"),
+        ({"machine": {"cores": 64}}, "another machine"),
+    ],
+)
+def test_versus_reference_resume_keeps_finished_seeds_of_the_same_run_only(tmp_path, changes, refused):
+    from benchmarks import versus_reference
+
+    options = versus_reference.parse_command_line([*_finished_seed_record(tmp_path, **changes), "--resume"])
+    if refused is None:
+        assert versus_reference.finished_runs(options) == (
+            [{"seed": 0, "side": "reference"}],
+            [{"seed": 0, "side": "ours"}],
+        )
+    else:
+        with pytest.raises(SystemExit, match=refused):
+            versus_reference.finished_runs(options)
+    fresh = versus_reference.parse_command_line(_finished_seed_record(tmp_path, **changes))
+    assert versus_reference.finished_runs(fresh) == ([], [])  # without --resume the record is started anew
 
 
 def test_tiny_profile_sums_op_time_per_type_and_writes_a_table(tiny_archive, tmp_path):
