@@ -38,6 +38,7 @@ POINTS = {
     "lite0 frozen 96px": ("efficientnet_lite0", {**FROZEN, "image_size": 96}),
     "lite0 frozen 96px 3 depths": ("efficientnet_lite0", {**FROZEN, "image_size": 96, "feature_depths": 3}),
     "lite0 frozen 160px 3 depths": ("efficientnet_lite0", {**FROZEN, "image_size": 160, "feature_depths": 3}),
+    "lite0 frozen 224px 3 depths": ("efficientnet_lite0", {**FROZEN, "image_size": 224, "feature_depths": 3}),
     "lite0 fine-tuned 64px 1+5 ep": (
         "efficientnet_lite0",
         {**FINE_TUNE, "image_size": 64, "fine_tune_epochs": 5},

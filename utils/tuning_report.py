@@ -6,6 +6,7 @@ import os
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullFormatter
 
 from utils.plots import save_figure
 from utils.runs import write_json
@@ -65,6 +66,7 @@ def trials_figure(rows, space):
             values = positions
         elif spec.get("sampling", "linear") != "linear":
             axis.set_xscale("log")
+            axis.xaxis.set_minor_formatter(NullFormatter())  # within one decade they overlap
         axis.plot(values, accuracy, "o")
         axis.set(xlabel=key.replace("model_options.", ""), title=key.split(".")[-1])
     figure.tight_layout()
