@@ -90,19 +90,31 @@ def history_epochs(run_dir):
         return [int(row["epoch"]) for row in csv.DictReader(handle)]
 
 
-def run_with_kills(command, run_dir, kills, delays, seed):
+def error_tail(log_path, lines=15):
+    """The last `lines` lines of a process's stderr, to say why it failed."""
+    with open(log_path, encoding="utf-8", errors="replace") as handle:
+        return handle.read().splitlines()[-lines:]
+
+
+def run_with_kills(command, run_dir, kills, delays, seed, log_path):
     """Start `command` again and again, killing it `kills` times after random `delays` (seconds,
     low and high), until the run is finished (its metrics.json written; a rerun then refuses to
-    overwrite it) or a process exits by itself. Returns the kill events and the exit code of the
-    last process that was not killed (0 when the run finished under a kill)."""
+    overwrite it) or a process exits by itself. Returns the kill events, the exit code of the
+    last process that was not killed (0 when the run finished under a kill) and, when that
+    code is not 0, the end of its stderr (each process writes it to `log_path`)."""
     rng = np.random.default_rng(seed)
     events, env = [], {**os.environ, "PYTHONPATH": ROOT, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+    def ended(code):
+        return events, code, error_tail(log_path) if code else []
+
     while True:
         if landing(run_dir) == "finished":
-            return events, 0
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            return ended(0)
+        with open(log_path, "w", encoding="utf-8") as log:
+            process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log)
         if len(events) >= kills:
-            return events, process.wait()
+            return ended(process.wait())
         name = rng.choice(sorted(SIGNALS))
         try:
             process.wait(timeout=rng.uniform(*delays))
@@ -117,7 +129,7 @@ def run_with_kills(command, run_dir, kills, delays, seed):
                 where += " (SIGINT ignored, killed)"
             events.append({"signal": str(name), "landed": where, "exit_code": process.returncode})
             continue
-        return events, process.returncode
+        return ended(process.returncode)
 
 
 def check_run(output_dir, run_dir, epochs):
@@ -157,8 +169,13 @@ def kill_and_check(data_path, workdir, kills, epochs, delays, seed):
     output_dir = os.path.join(workdir, "runs")
     run_dir = os.path.join(output_dir, "killed")
     start = time.perf_counter()
-    events, exit_code = run_with_kills(
-        train_command(data_path, output_dir, epochs), run_dir, kills, delays, seed
+    events, exit_code, errors = run_with_kills(
+        train_command(data_path, output_dir, epochs),
+        run_dir,
+        kills,
+        delays,
+        seed,
+        os.path.join(workdir, "stderr.log"),
     )
     checks = {"finished": exit_code == 0, **check_run(output_dir, run_dir, epochs)}
     landed = {}
@@ -174,6 +191,7 @@ def kill_and_check(data_path, workdir, kills, epochs, delays, seed):
         "checks": checks,
         "failures": sum(not passed for passed in checks.values()),
         "events": events,
+        "error_tail": errors,
         "seconds": round(time.perf_counter() - start, 1),
     }
 

@@ -117,23 +117,66 @@ def test_interrupted_run_resumes_from_its_last_epoch(prepared):
     assert trained.history["epoch"] == [0, 1, 2]
 
 
-def test_resume_survives_a_broken_latest_backup_and_a_cut_history_row(prepared):
+def test_resume_survives_broken_backups_and_a_cut_history_row(prepared):
     args, datasets, run = prepared
     with pytest.raises(KeyboardInterrupt):
         train_one(build_for_run("lenet", args), datasets, args, run, [Interrupt(after_epochs=2)])
-    latest = os.path.join(run.model_dir("lenet"), "backup", "train", "latest.weights.h5")
-    with open(latest, "wb") as handle:
-        handle.write(b"half a file")  # as a kill during the write would leave it
+    backup = os.path.join(run.model_dir("lenet"), "backup", "train")
+    assert os.listdir(backup) == ["epoch-2.weights.h5"]  # the older backup was removed
+    for name in ("epoch-3.partial.weights.h5", "epoch-3.weights.h5"):
+        with open(os.path.join(backup, name), "wb") as handle:
+            handle.write(b"half a file")  # as a kill during the write (or a bad disk) would leave it
     history_path = os.path.join(run.model_dir("lenet"), "history.csv")
     with open(history_path, "a", encoding="utf-8") as handle:
         handle.write("2,0.1")  # and a history row cut short
     counter = Interrupt(after_epochs=99)
-    trained = train_one(build_for_run("lenet", args), datasets, args, run, [counter])
-    assert counter.epochs_run == 2  # the epoch whose backup broke runs again, then the third
+    with pytest.warns(UserWarning, match="Skipping the unreadable backup .*epoch-3.weights.h5"):
+        trained = train_one(build_for_run("lenet", args), datasets, args, run, [counter])
+    assert counter.epochs_run == 1  # resumed from the whole backup of epoch 2
     assert trained.history["epoch"] == [0, 1, 2]
     with open(history_path, encoding="utf-8") as handle:
         rows = handle.read().splitlines()
     assert [row.split(",")[0] for row in rows] == ["epoch", "0", "1", "2"]  # one row per epoch
+    assert not os.path.exists(backup)  # removed once the phase was done
+
+
+def test_history_row_is_written_before_the_epoch_backup(prepared):
+    args, datasets, run = prepared
+
+    class KillAtBackup(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise KeyboardInterrupt
+
+    from utils import callbacks as run_callbacks
+
+    original = run_callbacks.EpochBackup.on_epoch_end
+    try:
+        run_callbacks.EpochBackup.on_epoch_end = KillAtBackup.on_epoch_end
+        with pytest.raises(KeyboardInterrupt):
+            train_one(build_for_run("lenet", args), datasets, args, run)
+    finally:
+        run_callbacks.EpochBackup.on_epoch_end = original
+    assert read_history(os.path.join(run.model_dir("lenet"), "history.csv"))["epoch"] == [0]
+    counter = Interrupt(after_epochs=99)
+    trained = train_one(build_for_run("lenet", args), datasets, args, run, [counter])
+    assert counter.epochs_run == 3  # no backup: the first epoch runs again and replaces its row
+    assert trained.history["epoch"] == [0, 1, 2]
+
+
+def test_resume_mid_training_then_fine_tunes_from_the_planned_epoch(tiny_args):
+    """A fit resumed from a backup must not make the next phase's fit start at that epoch."""
+    args = resolve_args(
+        {**tiny_args, "models": ["mobilenetv2"], "weights": None, "epochs": 2, "fine_tune_epochs": 2}
+    )
+    datasets = make_datasets(prepare_data(args), args)
+    run = open_run(args, args["output_dir"])
+    with pytest.raises(KeyboardInterrupt):
+        train_one(build_for_run("mobilenetv2", args), datasets, args, run, [Interrupt(after_epochs=1)])
+    counter = Interrupt(after_epochs=99)
+    trained = train_one(build_for_run("mobilenetv2", args), datasets, args, run, [counter])
+    assert counter.epochs_run == 3  # the second training epoch, then two of fine-tuning
+    assert trained.history["epoch"] == [0, 1, 2, 3]
+    assert trained.fine_tune_start_epoch == 2
 
 
 def test_checkpoint_interrupted_while_writing_keeps_the_previous_best(tmp_path, monkeypatch):
@@ -404,7 +447,7 @@ def test_ema_backup_holds_the_trained_weights_and_their_average(prepared):
     restored = build_for_run("lenet", args)
     compile_model(restored, args, make_schedule(args, 0.02, total_steps=15, warmup_steps=5))  # as fit's
     restored.optimizer.build(restored.trainable_variables)
-    restored.load_weights(os.path.join(run.model_dir("lenet"), "backup", "train", "latest.weights.h5"))
+    restored.load_weights(os.path.join(run.model_dir("lenet"), "backup", "train", "epoch-2.weights.h5"))
     kernel = restored.get_layer("predictions").kernel
     np.testing.assert_allclose(kernel.numpy(), live.values[-1], atol=1e-6)  # resumes from the live weights
     index = [v.path for v in restored.trainable_variables].index(kernel.path)

@@ -3,12 +3,15 @@ switch on (backup, NaN stop, best checkpoint, early stopping, plateau, TensorBoa
 written epoch by epoch."""
 
 import os
+import re
+import shutil
 import time
+import warnings
 
 import keras
 import numpy as np
 
-from utils.runs import partial_path, write_history_row
+from utils.runs import partial_path, save_atomically, write_history_row
 
 BEST_MODEL_FILE = "best.keras"
 HISTORY_FILE = "history.csv"
@@ -86,6 +89,63 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
             os.replace(partial, final)
 
 
+class EpochBackup(keras.callbacks.Callback):
+    """Backs the training state (weights and optimizer) up after each epoch, so a rerun resumes
+    from the last finished epoch.
+
+    Each backup is one file, `epoch-N.weights.h5` for N finished epochs, written under a temporary
+    name and renamed, then the older one removed: a kill at any moment leaves at least one whole
+    backup whose name says its epoch (Keras's BackupAndRestore keeps the epoch in a separate JSON
+    file that a kill can leave empty, which stops every rerun). The folder is kept when training
+    ends; `remove_backup` deletes it once the phase's result is safely written.
+    """
+
+    PATTERN = re.compile(r"epoch-(\d+)\.weights\.h5")
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def backups(self):
+        """(epoch, path) of the whole backups in the folder, newest first."""
+        if not os.path.isdir(self.folder):
+            return []
+        matches = filter(None, map(self.PATTERN.fullmatch, os.listdir(self.folder)))
+        found = sorted(((int(match[1]), match[0]) for match in matches), reverse=True)
+        return [(epoch, os.path.join(self.folder, name)) for epoch, name in found]
+
+    def on_train_begin(self, logs=None):
+        # fit starts at model._initial_epoch when set; it must not carry over from an earlier fit.
+        self.model._initial_epoch = None
+        if not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        for epoch, path in self.backups():
+            try:
+                self.model.load_weights(path)
+            except (OSError, ValueError) as error:
+                message = f"Skipping the unreadable backup {path} ({error}); trying an older one."
+                warnings.warn(message, stacklevel=2)
+                continue
+            self.model._initial_epoch = epoch
+            return
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(self.folder, exist_ok=True)
+        path = os.path.join(self.folder, f"epoch-{epoch + 1}.weights.h5")
+        save_atomically(self.model.save_weights, path)
+        for _, older in self.backups()[1:]:
+            os.remove(older)
+
+
+def remove_backup(model_dir, phase):
+    """Delete a finished phase's `EpochBackup` folder."""
+    shutil.rmtree(backup_folder(model_dir, phase), ignore_errors=True)
+
+
+def backup_folder(model_dir, phase):
+    return os.path.join(model_dir, "backup", phase)
+
+
 class HistoryWriter(keras.callbacks.Callback):
     """Writes every epoch's logs to history.csv (`utils.runs.write_history_row`): one row per
     epoch, an epoch run again after a resume replacing its row, the file replaced atomically."""
@@ -144,15 +204,15 @@ class Lookahead(keras.callbacks.Callback):
 
 def make_callbacks(args, model_dir, monitor, phase, history, total_steps, phase_callbacks=()):
     """The callbacks `args` switch on, writing into `model_dir`; `phase_callbacks` run first, so
-    what they add to the logs reaches history.csv."""
+    what they add to the logs reaches history.csv, which is written before anything else."""
     callbacks = [EpochTimer(), *phase_callbacks]
     if args["lookahead_steps"]:
         callbacks.append(Lookahead(args["lookahead_steps"], total_steps))
+    # The history row goes before the backup: a kill between the two then runs the epoch again
+    # (its row replaced) instead of resuming past an epoch that has no row.
+    callbacks.append(HistoryWriter(os.path.join(model_dir, HISTORY_FILE)))
     if args["backup_and_restore"]:
-        # double_checkpoint keeps the previous backup, restored when an interruption left the
-        # latest one unreadable.
-        backup = os.path.join(model_dir, "backup", phase)
-        callbacks.append(keras.callbacks.BackupAndRestore(backup, double_checkpoint=True))
+        callbacks.append(EpochBackup(backup_folder(model_dir, phase)))
     if args["ema_momentum"] is not None:
         # After the backup (which must hold the trained weights, not the average) and before
         # the checkpoint: from the end of each epoch to the start of the next the model holds
@@ -187,5 +247,4 @@ def make_callbacks(args, model_dir, monitor, phase, history, total_steps, phase_
         )
     if args["tensorboard"]:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")))
-    callbacks.append(HistoryWriter(os.path.join(model_dir, HISTORY_FILE)))
     return callbacks

@@ -95,7 +95,7 @@ def make_dataset(
 def _training_passes(split, seed, alternating_flip):
     """Unbatched (image, label) examples: pass after pass over `split`, each freshly shuffled.
 
-    A run resumed by BackupAndRestore starts the stream again at its first pass.
+    A run resumed from its epoch backup starts the stream again at its first pass.
     """
     count = len(split)
     mirrored_on_even_passes = np.random.default_rng(seed).random(count) < 0.5

@@ -15,6 +15,7 @@ from utils.callbacks import (
     ImageSizeSchedule,
     StopOnNaN,
     make_callbacks,
+    remove_backup,
     scheduled_sides,
 )
 from utils.distribution import validation_batches
@@ -187,7 +188,7 @@ def uses_feature_cache(model, phase, datasets, args):
 def _fit_head_on_features(model, run, datasets, args, record):
     """Train the head on cached backbone features; the head shares its weights with `model`.
 
-    Its BackupAndRestore and checkpoint are off (the phase takes seconds); the full model
+    Its epoch backup and checkpoint are off (the phase takes seconds); the full model
     is saved as best.keras afterwards, EarlyStopping having restored the best head.
     """
     start = time.perf_counter()
@@ -219,7 +220,7 @@ def train_model(name, model, datasets, args, model_dir, extra_callbacks=()):
     Data-dependent layers (patch whitening) are fitted on the training images first. A
     frozen-backbone phase without augmentation trains the head on cached features. A
     finished phase is recorded in `state.json` with its weights, so rerunning the same
-    command skips it; an unfinished one resumes from its BackupAndRestore checkpoint.
+    command skips it; an unfinished one resumes from its epoch backup (`EpochBackup`).
     The best weights (by the monitored metric) are restored at the end.
 
     Args:
@@ -252,6 +253,7 @@ def train_model(name, model, datasets, args, model_dir, extra_callbacks=()):
         save_atomically(model.save_weights, weights_path)
         record["done"] = True
         write_json(state_path, state)
+        remove_backup(model_dir, phase.name)
     restore_best(model, model_dir)
     return trained_from_folder(name, model, model_dir)
 
