@@ -264,12 +264,13 @@ def earlier_runs(options):
     """The runs of the record at `--out`, which more seeds are being added to.
 
     Raises:
-        SystemExit: when that record is of another model, preset or set of overrides,
-            or already holds one of the seeds.
+        SystemExit: when that record is of another model, preset, set of overrides or kind of
+            machine, or already holds one of the seeds.
     """
     if not os.path.isfile(options.out):
         return []
     record = read_json(options.out)
+    refuse_other_machine(record["machine"], options.out, "--append adds seeds of the same kind only.")
     previous = (record["model"], record["preset"], record.get("overrides"))
     if previous != (options.model, options.preset, options.set):
         raise SystemExit(

@@ -195,6 +195,9 @@ def test_append_adds_seeds_to_a_record_and_refuses_mismatches(tiny_archive, tmp_
         time_to_accuracy.main([*common, "--seeds", "1", "--append"])
     with pytest.raises(SystemExit, match="holds"):
         time_to_accuracy.main([*common, "--seeds", "2", "--append", "--set", "epochs=2"])
+    out.write_text(json.dumps({**record, "machine": {**record["machine"], "cores": 64}}))
+    with pytest.raises(SystemExit, match="another machine.*cores: 64.*same kind only"):
+        time_to_accuracy.main([*common, "--seeds", "2", "--append"])
 
 
 def test_tiny_linear_probe_compares_pretrained_with_random_weights(tiny_archive, tmp_path, capsys):
