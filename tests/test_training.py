@@ -137,7 +137,7 @@ def test_resume_survives_broken_backups_and_a_cut_history_row(prepared):
     with open(history_path, encoding="utf-8") as handle:
         rows = handle.read().splitlines()
     assert [row.split(",")[0] for row in rows] == ["epoch", "0", "1", "2"]  # one row per epoch
-    assert not os.path.exists(backup)  # removed once the phase was done
+    assert not os.path.exists(os.path.dirname(backup))  # removed once the phase was done
 
 
 def test_history_row_is_written_before_the_epoch_backup(prepared):

@@ -2,6 +2,7 @@
 switch on (backup, NaN stop, best checkpoint, early stopping, plateau, TensorBoard), and the history
 written epoch by epoch."""
 
+import contextlib
 import os
 import re
 import shutil
@@ -138,8 +139,10 @@ class EpochBackup(keras.callbacks.Callback):
 
 
 def remove_backup(model_dir, phase):
-    """Delete a finished phase's `EpochBackup` folder."""
+    """Delete a finished phase's `EpochBackup` folder, and the backup folder once it is empty."""
     shutil.rmtree(backup_folder(model_dir, phase), ignore_errors=True)
+    with contextlib.suppress(OSError):  # another phase's backup is still in it
+        os.rmdir(os.path.join(model_dir, "backup"))
 
 
 def backup_folder(model_dir, phase):
