@@ -140,22 +140,18 @@ def test_resume_survives_broken_backups_and_a_cut_history_row(prepared):
     assert not os.path.exists(os.path.dirname(backup))  # removed once the phase was done
 
 
-def test_history_row_is_written_before_the_epoch_backup(prepared):
+def test_history_row_is_written_before_the_epoch_backup(prepared, monkeypatch):
+    from utils.callbacks import EpochBackup
+
     args, datasets, run = prepared
 
-    class KillAtBackup(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            raise KeyboardInterrupt
+    def killed_while_backing_up(self, epoch, logs=None):
+        raise KeyboardInterrupt
 
-    from utils import callbacks as run_callbacks
-
-    original = run_callbacks.EpochBackup.on_epoch_end
-    try:
-        run_callbacks.EpochBackup.on_epoch_end = KillAtBackup.on_epoch_end
+    with monkeypatch.context() as patch:
+        patch.setattr(EpochBackup, "on_epoch_end", killed_while_backing_up)
         with pytest.raises(KeyboardInterrupt):
             train_one(build_for_run("lenet", args), datasets, args, run)
-    finally:
-        run_callbacks.EpochBackup.on_epoch_end = original
     assert read_history(os.path.join(run.model_dir("lenet"), "history.csv"))["epoch"] == [0]
     counter = Interrupt(after_epochs=99)
     trained = train_one(build_for_run("lenet", args), datasets, args, run, [counter])

@@ -140,9 +140,10 @@ class EpochBackup(keras.callbacks.Callback):
 
 def remove_backup(model_dir, phase):
     """Delete a finished phase's `EpochBackup` folder, and the backup folder once it is empty."""
-    shutil.rmtree(backup_folder(model_dir, phase), ignore_errors=True)
+    folder = backup_folder(model_dir, phase)
+    shutil.rmtree(folder, ignore_errors=True)
     with contextlib.suppress(OSError):  # another phase's backup is still in it
-        os.rmdir(os.path.join(model_dir, "backup"))
+        os.rmdir(os.path.dirname(folder))
 
 
 def backup_folder(model_dir, phase):
