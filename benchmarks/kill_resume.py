@@ -5,10 +5,11 @@
 train.py runs as a subprocess on a small subset of CIFAR-10 (written as an official-format
 archive), is killed with SIGINT or SIGKILL after a random delay, and is started again with the
 same command until it finishes by itself; rounds of fresh runs follow until `--kills` kills have
-landed. Where each kill landed (start-up, epoch N, testing and
-analysis) is read from the run folder just before the signal. The finished run must have exactly
-one history row per epoch, a best.keras that loads and gives the test loss and accuracy
-metrics.json records, and one run folder; the record counts kills, landings, resumes and failures.
+landed. Where each kill landed (start-up, epoch N, testing and analysis) is read from the run
+folder just before the signal. The finished run must have exactly one history row per epoch, a
+best.keras that loads, that no epoch in history.csv beats on validation and that gives the test
+loss and accuracy metrics.json records, and one run folder; the record counts kills, landings,
+resumes and failures.
 """
 
 import argparse
@@ -81,13 +82,18 @@ def landing(run_dir):
     return f"epoch {len(rows) + 1}" if state["phases"] else "start-up"
 
 
-def history_epochs(run_dir):
-    """The epoch column of history.csv as written, repeats included."""
+def history_column(run_dir, name):
+    """A column of history.csv as written (floats), repeats included."""
     path = os.path.join(run_dir, MODEL, "history.csv")
     if not os.path.isfile(path):
         return []
     with open(path, newline="", encoding="utf-8") as handle:
-        return [int(row["epoch"]) for row in csv.DictReader(handle)]
+        return [float(row[name]) for row in csv.DictReader(handle)]
+
+
+def history_epochs(run_dir):
+    """The epoch column of history.csv as written, repeats included."""
+    return [int(epoch) for epoch in history_column(run_dir, "epoch")]
 
 
 def error_tail(log_path, lines=15):
@@ -140,6 +146,7 @@ def check_run(output_dir, run_dir, epochs):
     from utils import data as cifar
     from utils.config import resolve_args
     from utils.evaluation import loss_and_accuracy
+    from utils.experiment import make_datasets
     from utils.runs import read_run_args
 
     metrics = read_json(os.path.join(run_dir, "metrics.json"), default={})
@@ -151,8 +158,15 @@ def check_run(output_dir, run_dir, epochs):
         "best_model_loads": os.path.isfile(model_path),
     }
     if checks["best_model_loads"] and checks["metrics_written"]:
-        test = cifar.prepare_data(resolve_args(read_run_args(run_dir))).test
-        probabilities = keras.models.load_model(model_path).predict(test.images.astype(np.float32), verbose=0)
+        args = resolve_args(read_run_args(run_dir))
+        data = cifar.prepare_data(args)
+        best = keras.models.load_model(model_path)
+        # No epoch in history.csv may beat best.keras (a stale or missing checkpoint would).
+        validation_loss = best.evaluate(make_datasets(data, args).validation, verbose=0)[0]
+        lowest_recorded = min(history_column(run_dir, "val_loss"))
+        checks["best_model_is_the_best_epoch"] = validation_loss <= lowest_recorded * (1 + 1e-4)
+        test = data.test
+        probabilities = best.predict(test.images.astype(np.float32), verbose=0)
         loss, accuracy = loss_and_accuracy(probabilities, test.labels)
         recorded = metrics[MODEL]
         # Round-off in another process may flip a near tie of two classes: one image's worth of

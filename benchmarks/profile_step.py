@@ -69,7 +69,7 @@ def profile(model, datasets, args, steps):
     import tensorflow as tf  # after the project's imports, which set TensorFlow's flags first
 
     with tempfile.TemporaryDirectory() as folder:
-        callbacks = make_callbacks(args, folder, "loss", "profile", {}, 2 * steps)
+        callbacks = make_callbacks(args, folder, "loss", "profile", {}, first_epoch=0)
 
         def fit():
             model.fit(

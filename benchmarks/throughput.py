@@ -88,7 +88,7 @@ def measure(args, datasets, steps, fine_tune_layers=None):
         lambda: model.fit(synthetic, steps_per_epoch=steps, epochs=1, verbose=0), steps * batch
     )
     with tempfile.TemporaryDirectory() as folder:
-        callbacks = make_callbacks(args, folder, "loss", "benchmark", {}, 2 * steps)
+        callbacks = make_callbacks(args, folder, "loss", "benchmark", {}, first_epoch=0)
         pipeline = images_per_second(
             lambda: model.fit(
                 datasets.train.repeat(), steps_per_epoch=steps, epochs=1, verbose=0, callbacks=callbacks

@@ -90,17 +90,20 @@ def test_nan_loss_stops_with_the_epoch_and_keeps_what_was_trained(prepared):
 
 
 class Interrupt(keras.callbacks.Callback):
-    """Simulates Ctrl-C once `after_epochs` epochs have ended (after their backup)."""
+    """Simulates Ctrl-C once `after_epochs` epochs have ended, as the next begins (after their
+    backup); counts the epochs run."""
 
     def __init__(self, after_epochs):
         super().__init__()
         self.after_epochs = after_epochs
         self.epochs_run = 0
 
-    def on_epoch_end(self, epoch, logs=None):
-        self.epochs_run += 1
+    def on_epoch_begin(self, epoch, logs=None):
         if self.epochs_run == self.after_epochs:
             raise KeyboardInterrupt
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs_run += 1
 
 
 def test_interrupted_run_resumes_from_its_last_epoch(prepared):
@@ -140,23 +143,47 @@ def test_resume_survives_broken_backups_and_a_cut_history_row(prepared):
     assert not os.path.exists(os.path.dirname(backup))  # removed once the phase was done
 
 
-def test_history_row_is_written_before_the_epoch_backup(prepared, monkeypatch):
-    from utils.callbacks import EpochBackup
+def killed_at_call(cls, method, call):
+    """`cls.method` patched to raise KeyboardInterrupt (a kill) at its `call`-th call."""
+    original, calls = getattr(cls, method), []
+
+    def patched(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    return patched
+
+
+@pytest.mark.parametrize(
+    "class_name, method, call, rows_left",
+    [
+        ("AtomicModelCheckpoint", "_save_model", 1, []),  # writing epoch 1's best model: no row yet
+        ("EpochBackup", "on_epoch_begin", 2, [0]),  # backing epoch 1 up, as epoch 2 begins
+    ],
+)
+def test_a_kill_at_the_end_of_an_epoch_runs_it_again_and_keeps_the_best_model(
+    prepared, monkeypatch, class_name, method, call, rows_left
+):
+    from utils import callbacks
 
     args, datasets, run = prepared
-
-    def killed_while_backing_up(self, epoch, logs=None):
-        raise KeyboardInterrupt
-
+    cls = getattr(callbacks, class_name)
     with monkeypatch.context() as patch:
-        patch.setattr(EpochBackup, "on_epoch_end", killed_while_backing_up)
+        patch.setattr(cls, method, killed_at_call(cls, method, call))
         with pytest.raises(KeyboardInterrupt):
             train_one(build_for_run("lenet", args), datasets, args, run)
-    assert read_history(os.path.join(run.model_dir("lenet"), "history.csv"))["epoch"] == [0]
+    model_dir = run.model_dir("lenet")
+    assert read_history(os.path.join(model_dir, "history.csv")).get("epoch", []) == rows_left
     counter = Interrupt(after_epochs=99)
     trained = train_one(build_for_run("lenet", args), datasets, args, run, [counter])
-    assert counter.epochs_run == 3  # no backup: the first epoch runs again and replaces its row
+    assert counter.epochs_run == 3  # no backup of epoch 1: it runs again and replaces its row
     assert trained.history["epoch"] == [0, 1, 2]
+    # best.keras holds the epoch that history.csv says is best, whichever the kill hit.
+    best = keras.models.load_model(os.path.join(model_dir, "best.keras"))
+    validation_loss = best.evaluate(datasets.validation, verbose=0)[0]
+    assert validation_loss == pytest.approx(min(trained.history["val_loss"]), rel=1e-4)
 
 
 def test_resume_mid_training_then_fine_tunes_from_the_planned_epoch(tiny_args):
@@ -304,13 +331,37 @@ def test_lookahead_pulls_weights_back_more_strongly_as_training_ends():
     model.fit(x, y, batch_size=1, epochs=1, verbose=0, callbacks=[plain])
     model.set_weights([np.zeros((1, 1))])
     averaged = Recorder()
-    model.fit(x, y, batch_size=1, epochs=1, verbose=0, callbacks=[Lookahead(5, total_steps=20), averaged])
+    model.fit(x, y, batch_size=1, epochs=1, verbose=0, callbacks=[Lookahead(5), averaged])
     # Lookahead runs before the recorder, so values at steps 5, 10, 15, 20 are after each pull.
     assert averaged.values[3] == plain.values[3]  # no pull before step 5
     assert averaged.values[4] == pytest.approx(plain.values[4], rel=0.02)  # progress 0.25: alpha 0.01
     assert averaged.values[-1] < 0.9 * plain.values[-1]  # progress 1: alpha 0.77
     pulls = [averaged.values[i] for i in (4, 9, 14, 19)]
     assert all(a < b for a, b in zip(pulls, pulls[1:]))
+
+
+def test_lookahead_of_a_resumed_fit_averages_from_the_restored_weights(tiny_args, tmp_path):
+    from utils.callbacks import make_callbacks
+
+    args = resolve_args({**tiny_args, "lookahead_steps": 5})
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    model.set_weights([np.ones((1, 1))])
+    os.makedirs(tmp_path / "backup" / "train")
+    model.save_weights(str(tmp_path / "backup" / "train" / "epoch-2.weights.h5"))  # 2 of 3 epochs done
+    model.set_weights([np.zeros((1, 1))])  # as a fresh process builds it
+    made = make_callbacks(args, str(tmp_path), "loss", "train", {}, first_epoch=0)
+    callbacks = keras.callbacks.CallbackList(made, model=model, epochs=3, steps=20)
+    callbacks.on_train_begin()
+    assert model._initial_epoch == 2 and model.get_weights()[0][0, 0] == 1.0  # restored
+    callbacks.on_epoch_begin(2)
+    model.set_weights([np.full((1, 1), 3.0)])  # trained on from 1 to 3
+    for batch in range(5):
+        callbacks.on_train_batch_end(batch)
+    # Step 45 of the phase's 60: alpha = 0.95**5 * 0.75**3, towards the restored weight 1.
+    alpha = 0.95**5 * 0.75**3
+    assert model.get_weights()[0][0, 0] == pytest.approx(alpha * 1.0 + (1 - alpha) * 3.0, rel=1e-6)
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "amsgrad", "adamw", "rmsprop", "muon"])

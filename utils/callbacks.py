@@ -91,14 +91,17 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
 
 class EpochBackup(keras.callbacks.Callback):
-    """Backs the training state (weights and optimizer) up after each epoch, so a rerun resumes
-    from the last finished epoch.
+    """Backs the training state (weights and optimizer) up as each epoch begins, so a rerun
+    resumes from the last finished epoch.
 
     Each backup is one file, `epoch-N.weights.h5` for N finished epochs, written under a temporary
     name and renamed, then the older one removed: a kill at any moment leaves at least one whole
     backup whose name says its epoch (Keras's BackupAndRestore keeps the epoch in a separate JSON
-    file that a kill can leave empty, which stops every rerun). The folder is kept when training
-    ends; `remove_backup` deletes it once the phase's result is safely written.
+    file that a kill can leave empty, which stops every rerun). It is written at the start of the
+    next epoch, after every end-of-epoch callback (checkpoint and history row included) and after
+    `SwapEMAWeights` has put the trained weights back; the last epoch needs none, its phase's
+    weights being saved next. The folder is kept when training ends; `remove_backup` deletes it
+    once the phase's result is safely written.
     """
 
     PATTERN = re.compile(r"epoch-(\d+)\.weights\.h5")
@@ -118,6 +121,7 @@ class EpochBackup(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         # fit starts at model._initial_epoch when set; it must not carry over from an earlier fit.
         self.model._initial_epoch = None
+        self._first_epoch = True
         if not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
         for epoch, path in self.backups():
@@ -130,10 +134,12 @@ class EpochBackup(keras.callbacks.Callback):
             self.model._initial_epoch = epoch
             return
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._first_epoch:  # nothing new since the start (or the backup it resumed from)
+            self._first_epoch = False
+            return
         os.makedirs(self.folder, exist_ok=True)
-        path = os.path.join(self.folder, f"epoch-{epoch + 1}.weights.h5")
-        save_atomically(self.model.save_weights, path)
+        save_atomically(self.model.save_weights, os.path.join(self.folder, f"epoch-{epoch}.weights.h5"))
         for _, older in self.backups()[1:]:
             os.remove(older)
 
@@ -176,22 +182,27 @@ class Lookahead(keras.callbacks.Callback):
 
     Every `every` steps the weights (BatchNorm statistics included) are pulled towards a
     slow copy: slow = alpha * slow + (1 - alpha) * weights, then weights = slow. alpha
-    grows from 0 to `max_alpha` with the cube of training progress, so early training is
-    untouched and the end averages strongly; training ends on the slow weights.
+    grows from 0 to `max_alpha` with the cube of the phase's progress (its steps counted from
+    epoch `first_epoch` to fit's last), so early training is untouched and the end averages
+    strongly; training ends on the slow weights. The slow copy starts from the weights fit
+    starts with: placed after `EpochBackup`, a resumed run's restored ones.
     """
 
-    def __init__(self, every, total_steps, max_alpha=0.95**5):
+    def __init__(self, every, first_epoch=0, max_alpha=0.95**5):
         super().__init__()
         self.every = every
-        self.total_steps = total_steps
+        self.first_epoch = first_epoch
         self.max_alpha = max_alpha
 
     def on_train_begin(self, logs=None):
-        self.first_step = int(self.model.optimizer.iterations.numpy())
+        self.total_steps = (self.params["epochs"] - self.first_epoch) * self.params["steps"]
         self.slow = [np.array(weight.numpy()) for weight in self.model.weights]
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self.steps_before = (epoch - self.first_epoch) * self.params["steps"]
+
     def on_train_batch_end(self, batch, logs=None):
-        step = int(self.model.optimizer.iterations.numpy()) - self.first_step
+        step = self.steps_before + batch + 1
         if step % self.every == 0:
             progress = min(step / self.total_steps, 1.0)
             self.pull(self.max_alpha * progress**3)
@@ -206,21 +217,20 @@ class Lookahead(keras.callbacks.Callback):
             weight.assign(slow)
 
 
-def make_callbacks(args, model_dir, monitor, phase, history, total_steps, phase_callbacks=()):
-    """The callbacks `args` switch on, writing into `model_dir`; `phase_callbacks` run first, so
-    what they add to the logs reaches history.csv, which is written before anything else."""
+def make_callbacks(args, model_dir, monitor, phase, history, first_epoch, phase_callbacks=()):
+    """The callbacks `args` switch on, writing into `model_dir`, for a phase whose first epoch is
+    `first_epoch`; `phase_callbacks` run first, so what they add to the logs reaches history.csv.
+
+    At each epoch's end the checkpoint decides before the history row is written, and the backup
+    comes at the next epoch's start: a resumed run's best-so-far (read from history.csv) then
+    always describes what best.keras holds. A kill between the row and the backup runs that
+    epoch again, its row replaced.
+    """
     callbacks = [EpochTimer(), *phase_callbacks]
-    if args["lookahead_steps"]:
-        callbacks.append(Lookahead(args["lookahead_steps"], total_steps))
-    # The history row goes before the backup: a kill between the two then runs the epoch again
-    # (its row replaced) instead of resuming past an epoch that has no row.
-    callbacks.append(HistoryWriter(os.path.join(model_dir, HISTORY_FILE)))
-    if args["backup_and_restore"]:
-        callbacks.append(EpochBackup(backup_folder(model_dir, phase)))
     if args["ema_momentum"] is not None:
-        # After the backup (which must hold the trained weights, not the average) and before
-        # the checkpoint: from the end of each epoch to the start of the next the model holds
-        # the averaged weights, which validation also uses.
+        # Before the checkpoint and the backup: from the end of each epoch to the start of the next
+        # the model holds the averaged weights, which validation and the checkpoint use; the
+        # backup, at the next start, gets the trained weights and their average.
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     if args["terminate_on_nan"]:
         callbacks.append(StopOnNaN())
@@ -233,6 +243,11 @@ def make_callbacks(args, model_dir, monitor, phase, history, total_steps, phase_
                 initial_value_threshold=best_so_far(history, monitor),
             )
         )
+    callbacks.append(HistoryWriter(os.path.join(model_dir, HISTORY_FILE)))
+    if args["backup_and_restore"]:
+        callbacks.append(EpochBackup(backup_folder(model_dir, phase)))
+    if args["lookahead_steps"]:
+        callbacks.append(Lookahead(args["lookahead_steps"], first_epoch))
     if args["early_stopping_patience"]:
         callbacks.append(
             keras.callbacks.EarlyStopping(

@@ -141,7 +141,7 @@ class _PhaseRun:
             monitor,
             self.phase.name,
             self.history,
-            total_steps,
+            self.first_epoch,
             self._size_schedule(model),
         )
         model.fit(
