@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from utils import data as cifar  # noqa: E402
 from utils.analysis import compare_analyses  # noqa: E402
-from utils.config import add_override_arguments, overrides_from, resolve_args  # noqa: E402
+from utils.config import resolve_args  # noqa: E402
 from utils.distribution import describe_distribution, is_chief, worker_output_dir  # noqa: E402
 from utils.environment import flush_drive, output_root, prepare_session  # noqa: E402
 from utils.errors import ProjectError  # noqa: E402
@@ -33,6 +33,7 @@ from utils.experiment import (  # noqa: E402
     save_curves,
     train_one,
 )
+from utils.overrides import add_override_arguments, overrides_from  # noqa: E402
 from utils.plots import overlay_figure, save_figure  # noqa: E402
 from utils.report import write_report  # noqa: E402
 from utils.runs import RunFolder, open_run, read_run_args  # noqa: E402
@@ -84,7 +85,11 @@ def run_pipeline(args):
     datasets = make_datasets(data, args)
     built = [build_for_run(name, args) for name in args["models"]]  # missing weights fail before training
     for model in built:
-        print(f"{model.name}: {model.count_params():,} parameters, precision {model.dtype_policy.name}")
+        own = args["model_args"].get(model.name)
+        print(
+            f"{model.name}: {model.count_params():,} parameters, precision {model.dtype_policy.name}"
+            + (f", its own args {own}" if own else "")
+        )
     trained_models = []
     for model in built:
         trained_models.append(train_one(model, datasets, args, run))

@@ -17,10 +17,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from utils.config import add_override_arguments, overrides_from, resolve_args  # noqa: E402
+from utils.config import resolve_args  # noqa: E402
 from utils.environment import output_root  # noqa: E402
 from utils.errors import ConfigError, ProjectError  # noqa: E402
 from utils.experiment import apply_offline_fallback  # noqa: E402
+from utils.overrides import add_override_arguments, overrides_from  # noqa: E402
 from utils.search_space import load_space  # noqa: E402
 from utils.tuning import TUNERS, SearchOptions, is_search_chief, keras_tuner_distributed, search  # noqa: E402
 from utils.tuning_report import write_search_outputs  # noqa: E402

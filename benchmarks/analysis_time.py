@@ -22,9 +22,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
 from utils import data as cifar  # noqa: E402
 from utils.analysis import compare_analyses  # noqa: E402
-from utils.config import parse_override, resolve_args  # noqa: E402
+from utils.config import resolve_args  # noqa: E402
 from utils.environment import prepare_session  # noqa: E402
 from utils.experiment import analyse_trained, load_run_models  # noqa: E402
+from utils.overrides import parse_override  # noqa: E402
 from utils.runs import RunFolder, read_json, read_run_args, write_json  # noqa: E402
 
 BUDGET_SECONDS = 120  # the whole analysis of one model on the 10,000 test images

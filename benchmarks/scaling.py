@@ -70,7 +70,7 @@ def measure(options, cores, workers):
     tf.config.threading.set_inter_op_parallelism_threads(len(cores))
     import numpy as np
 
-    from utils.config import resolve_args
+    from utils.config import args_for_model, resolve_args
     from utils.data import Split
     from utils.distribution import strategy_scope
     from utils.environment import prepare_session
@@ -78,13 +78,12 @@ def measure(options, cores, workers):
     from utils.pipeline import make_dataset
     from utils.training import compile_model
 
-    args = resolve_args(
-        {
-            "models": [options["model"]],
-            "batch_size": options["batch_size"],
-            "distribute": "multi_worker" if workers > 1 else "none",
-        }
-    )
+    settings = {
+        "models": [options["model"]],
+        "batch_size": options["batch_size"],
+        "distribute": "multi_worker" if workers > 1 else "none",
+    }
+    args = args_for_model(resolve_args(settings), options["model"])
     prepare_session(args)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(4096, 32, 32, 3), dtype=np.uint8)

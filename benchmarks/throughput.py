@@ -23,9 +23,10 @@ from models import adapt_to_images  # noqa: E402
 from models.pretrained import get_backbone  # noqa: E402
 from utils import data as cifar  # noqa: E402
 from utils.callbacks import make_callbacks  # noqa: E402
-from utils.config import parse_override, resolve_args  # noqa: E402
+from utils.config import args_for_model, resolve_args  # noqa: E402
 from utils.environment import choose_precision, set_seed  # noqa: E402
 from utils.experiment import build_for_run, make_datasets  # noqa: E402
+from utils.overrides import parse_override  # noqa: E402
 from utils.runs import write_json  # noqa: E402
 from utils.training import compile_model, unfreeze_top  # noqa: E402
 
@@ -60,9 +61,9 @@ def add_step_benchmark_arguments(parser):
 
 
 def step_benchmark_args(options):
-    """The args of a training-step benchmark: `--model`, `--preset`, `--data`, `--tiny` and the
-    `--set` overrides, without checkpoints or backups (nothing to resume)."""
-    return resolve_args(
+    """The args of a training-step benchmark of `--model` (its own, `args_for_model`): `--preset`,
+    `--data`, `--tiny` and the `--set` overrides, without checkpoints or backups (nothing to resume)."""
+    args = resolve_args(
         {
             "preset": options.preset,
             "data_path": options.data,
@@ -73,6 +74,7 @@ def step_benchmark_args(options):
             **dict(parse_override(text) for text in options.set),
         }
     )
+    return args_for_model(args, options.model)
 
 
 def measure(args, datasets, steps, fine_tune_layers=None):

@@ -29,11 +29,12 @@ import keras  # noqa: E402
 from benchmarks.records import THRESHOLDS, time_to_accuracy  # noqa: E402
 from models.pretrained import is_pretrained  # noqa: E402
 from utils import data as cifar  # noqa: E402
-from utils.config import parse_override, resolve_args  # noqa: E402
+from utils.config import args_for_model, resolve_args  # noqa: E402
 from utils.environment import prepare_session  # noqa: E402
 from utils.evaluation import evaluate, loss_and_accuracy, predict  # noqa: E402
 from utils.experiment import build_for_run, make_datasets, train_one  # noqa: E402
 from utils.features import feature_split  # noqa: E402
+from utils.overrides import parse_override  # noqa: E402
 from utils.pipeline import make_dataset  # noqa: E402
 from utils.runs import open_run, read_json, write_json  # noqa: E402
 from utils.training import STATE_FILE  # noqa: E402
@@ -143,7 +144,9 @@ def _timed_run(args, time_limit):
     return {
         "seed": args["seed"],
         "phase": training_phase(model, trained),
-        "image_size": args["image_size"] if is_pretrained(model) else cifar.IMAGE_SHAPE[0],
+        "image_size": args_for_model(args, model.name)["image_size"]
+        if is_pretrained(model)
+        else cifar.IMAGE_SHAPE[0],
         "feature_seconds": feature_seconds,
         "precision": model.dtype_policy.name,  # the model's own (build_for_run), not the session's
         "test_accuracy": row["test_accuracy"],

@@ -1,16 +1,15 @@
-import json
 import re
 
 import pytest
 
-from utils.config import load_config_file, parse_override, resolve_args
+from utils.config import args_for_model, resolve_args
 from utils.errors import ConfigError
-from utils.settings import DEFAULTS, SETTINGS, describe_args_markdown
+from utils.settings import DEFAULTS, MODEL_RECIPES, SETTINGS, describe_args_markdown
 
 
 def test_defaults_validate_and_are_copied():
     args = resolve_args()
-    assert args == DEFAULTS
+    assert args == {**DEFAULTS, "model_args": MODEL_RECIPES}  # null model_args: the recipes
     args["models"].append("x")
     assert "x" not in DEFAULTS["models"]
 
@@ -58,27 +57,50 @@ def test_ema_and_lookahead_are_not_combined():
 def test_small_run_forces_one_epoch_per_phase():
     args = resolve_args({"small_run": True, "epochs": 50, "fine_tune_epochs": 5})
     assert (args["epochs"], args["fine_tune_epochs"]) == (1, 1)
+    recipe = resolve_args({"small_run": True})["model_args"]["efficientnet_lite0"]
+    assert (recipe["epochs"], recipe["fine_tune_epochs"], recipe["image_size"]) == (1, 1, 96)
 
 
-def test_parse_override_reads_json_and_model_lists():
-    assert parse_override("epochs=30") == ("epochs", 30)
-    assert parse_override("weights=null") == ("weights", None)
-    assert parse_override("data_path=/tmp/x.tar.gz") == ("data_path", "/tmp/x.tar.gz")
-    assert parse_override("models=custom_cnn,vgg16") == ("models", ["custom_cnn", "vgg16"])
-    assert parse_override('model_options={"lenet": {"dropout": 0.1}}')[1] == {"lenet": {"dropout": 0.1}}
-    with pytest.raises(ConfigError, match="KEY=VALUE"):
-        parse_override("epochs")
+def test_pretrained_models_get_their_recipe_less_what_the_run_sets():
+    lite0 = args_for_model(resolve_args({"models": ["efficientnet_lite0"]}), "efficientnet_lite0")
+    assert {key: lite0[key] for key in MODEL_RECIPES["efficientnet_lite0"]} == MODEL_RECIPES[
+        "efficientnet_lite0"
+    ]
+    assert args_for_model(resolve_args(), "vgg16")["image_size"] == DEFAULTS["image_size"]  # no recipe
+    args = resolve_args({"image_size": 96, "fine_tune_epochs": 2})
+    assert args_for_model(args, "efficientnet_lite0")["image_size"] == 96  # what the run sets holds
+    assert args_for_model(args, "efficientnet_lite0")["fine_tune_epochs"] == 2
+    assert args["model_args"]["efficientnet_lite0"]["epochs"] == 1  # the rest of the recipe stays
+    assert "image_size_start" not in args["model_args"]["efficientnet_lite0"]  # its schedule needs both
+    for run_sets in ({"image_size": 64}, {"fine_tune_epochs": 0}):  # no size schedule they cannot take
+        assert "image_size_start" not in resolve_args(run_sets)["model_args"]["efficientnet_lite0"]
+    assert "epochs" not in resolve_args({"preset": "fast"})["model_args"]["efficientnet_lite0"]  # set by it
+    assert resolve_args({"model_args": {}})["model_args"] == {}  # every model the run's args
+    given = {"lenet": {"epochs": 5}}
+    assert resolve_args({"model_args": given, "small_run": True})["model_args"] == {"lenet": {"epochs": 1}}
+    assert given == {"lenet": {"epochs": 5}}  # the caller's dict is left as given
+    recorded = resolve_args({"image_size": 96})
+    assert resolve_args(recorded) == recorded  # resolving a run's recorded args changes nothing
 
 
-def test_config_file(tmp_path):
-    path = tmp_path / "c.json"
-    path.write_text(json.dumps({"epochs": 3}))
-    assert load_config_file(str(path)) == {"epochs": 3}
-    path.write_text("[1, 2]")
-    with pytest.raises(ConfigError, match="JSON object"):
-        load_config_file(str(path))
-    with pytest.raises(ConfigError, match="does not exist"):
-        load_config_file(str(tmp_path / "missing.json"))
+@pytest.mark.parametrize(
+    "model_args, message",
+    [
+        (
+            {"lenet": {"batch_size": 8}},
+            r"\['model_args'\]\['lenet'\] sets \['batch_size'\].*accepted keys: image_size",
+        ),
+        ({"lenet": {"epochs": 0}}, r"args\['model_args'\]\['lenet'\]\['epochs'\] = 0 is not accepted"),
+        ({"lenet": 3}, r"\['model_args'\]\['lenet'\] = 3 is not accepted: expected a dict"),
+        (
+            {"efficientnet_lite0": {"image_size_start": 96}},
+            r"For efficientnet_lite0, with its args\['model_args'\] entry .*needs a larger",
+        ),
+    ],
+)
+def test_bad_model_args_say_which_model_and_what_is_accepted(model_args, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_args({"model_args": model_args, "image_size": 64})
 
 
 def test_args_reference_lists_every_key():

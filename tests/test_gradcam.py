@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from models import adapt_to_images, build_model
+from models.pretrained import resizable_side
 from utils.gradcam import find_feature_map, gradcam
 
 IMAGES = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
@@ -77,6 +78,14 @@ def test_gradcam_inside_a_frozen_backbone_depends_on_the_image():
     model.get_layer("backbone").trainable = False
     heat = gradcam(model, IMAGES[:2])
     assert heat.std() > 0.05 and not np.allclose(heat[0], heat[1])
+
+
+def test_gradcam_of_a_model_resizing_to_less_than_its_built_side():
+    """Progressive resizing: the saved model may resize to a smaller side than the backbone's."""
+    model = build_model("efficientnet_lite0", weights=None, image_size=96, image_size_start=64)
+    assert resizable_side(model).side.numpy() == 64
+    heat = gradcam(model, IMAGES[:2])
+    assert heat.shape == (2, 32, 32) and heat.min() >= 0 and heat.max() <= 1 and heat.std() > 0
 
 
 def test_model_without_feature_map_is_refused():

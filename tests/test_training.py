@@ -258,6 +258,18 @@ def test_fine_tuning_continues_one_history(tiny_args):
     assert sum(1 for layer in backbone.layers if layer.trainable and layer.weights) == 5
 
 
+def test_each_model_is_built_and_trained_with_its_own_args(tiny_args):
+    from models.pretrained import get_backbone
+
+    own = {"lenet": {"epochs": 2}, "efficientnet_lite0": {"image_size": 48}}
+    args = resolve_args({**tiny_args, "models": ["lenet"], "epochs": 1, "weights": None, "model_args": own})
+    datasets = make_datasets(prepare_data(args), args)
+    trained = train_one(build_for_run("lenet", args), datasets, args, open_run(args, args["output_dir"]))
+    assert trained.history["epoch"] == [0, 1]
+    assert get_backbone(build_for_run("efficientnet_lite0", args)).input.shape[1] == 48
+    assert get_backbone(build_for_run("efficientnet_lite0", {**args, "model_args": {}})).input.shape[1] == 32
+
+
 def test_fine_tuning_is_planned_only_for_backbones():
     args = resolve_args({"fine_tune_epochs": 3})
     assert [p.name for p in plan_phases(args, has_backbone=True)] == ["train", "fine_tune"]

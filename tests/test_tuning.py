@@ -14,7 +14,7 @@ import pytest
 import train
 import tune
 from benchmarks.scaling import free_ports
-from utils.config import resolve_args
+from utils.config import args_for_model, resolve_args
 from utils.errors import ConfigError, TuningError
 from utils.runs import read_history
 from utils.tuning import PipelineTuner, SearchOptions, make_oracle, search, trial_data
@@ -88,6 +88,18 @@ def test_hyperband_gives_each_trial_its_epoch_budget(overrides, tmp_path):
     assert args["output_dir"] == os.path.join(str(tmp_path), "trials")
     with pytest.raises(ConfigError, match="factor 3"):
         make_oracle(SearchOptions(), SPACE, max_epochs=2, seed=0)
+
+
+def test_a_trials_values_hold_over_the_searched_models_own_args(overrides, tmp_path):
+    oracle = make_oracle(SearchOptions(), SPACE, max_epochs=9, seed=0)
+    model_args = {"custom_cnn": {"learning_rate": 0.5, "epochs": 7, "warmup_epochs": 0.5}}
+    tuner = PipelineTuner(oracle, {**overrides, "model_args": model_args}, str(tmp_path))
+    hp = oracle.get_space()
+    hp.values.update({"learning_rate": 0.02, "tuner/epochs": 3})
+    args = tuner.trial_args(keras_tuner.engine.trial.Trial(hp, trial_id="1"))
+    assert args["model_args"] == {"custom_cnn": {"warmup_epochs": 0.5}}  # the rest of its own args stay
+    trial_model_args = args_for_model(args, "custom_cnn")
+    assert trial_model_args["learning_rate"] == 0.02 and trial_model_args["epochs"] == 3
 
 
 def test_trials_never_see_the_test_set(overrides):

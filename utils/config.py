@@ -1,11 +1,10 @@
 """Resolving `args`: overrides from the notebook, the command line or a JSON file, validated
-before any work and merged into the defaults of `utils.settings`."""
+before any work and merged into the defaults of `utils.settings`; each model's own args."""
 
 import json
-import os
 
 from utils.errors import ConfigError
-from utils.settings import DEFAULTS, PRESETS, SETTINGS
+from utils.settings import DEFAULTS, MODEL_ARGS_KEYS, MODEL_RECIPES, PRESETS, RECIPE_KEY_NEEDS, SETTINGS
 
 
 def default_args():
@@ -15,6 +14,9 @@ def default_args():
 
 def resolve_args(overrides=None):
     """Validate `overrides` and merge them into the defaults.
+
+    `model_args` left null becomes each pretrained model's recipe (`MODEL_RECIPES`) less the keys
+    `overrides` or their preset set, so what a user sets for the run holds for every model.
 
     Raises:
         ConfigError: naming the key, the value and what is accepted, for an
@@ -32,21 +34,90 @@ def resolve_args(overrides=None):
     for key, value in args.items():
         check_value(key, value)
     _check_combinations(args)
-    if args["small_run"]:
-        args["epochs"] = 1
-        args["fine_tune_epochs"] = min(args["fine_tune_epochs"], 1)
+    args["model_args"] = _each_models_own_args(args, set(overrides) | set(PRESETS.get(preset, {})))
+    for settings in (args, *args["model_args"].values()):
+        _shorten_for_small_run(settings, args["small_run"])
     return args
 
 
-def check_value(key, value):
-    """Raise ConfigError unless `value` is of a type and in the range that `key` accepts."""
+def _each_models_own_args(args, run_keys):
+    """args['model_args'] checked, each model's entry with the run's args, and copied (the caller's
+    stays as given); null gives the recipes less `run_keys`, the keys set for the whole run."""
+    given = recipes_without(run_keys) if args["model_args"] is None else args["model_args"]
+    own_args = {}
+    for name, model_args in given.items():
+        _check_model_args(name, model_args)
+        try:
+            _check_combinations({**args, **model_args})
+        except ConfigError as error:
+            raise ConfigError(
+                f"For {name}, with its args['model_args'] entry {model_args}: {error}"
+            ) from None
+        own_args[name] = dict(model_args)
+    return own_args
+
+
+def recipes_without(run_keys):
+    """`MODEL_RECIPES` less `run_keys`, the keys set for the whole run (by the user or a preset),
+    and less the keys that need one of those (`RECIPE_KEY_NEEDS`)."""
+    dropped = set(run_keys) | {key for key, needs in RECIPE_KEY_NEEDS.items() if set(needs) & set(run_keys)}
+    recipes = {
+        name: {key: value for key, value in recipe.items() if key not in dropped}
+        for name, recipe in MODEL_RECIPES.items()
+    }
+    return {name: recipe for name, recipe in recipes.items() if recipe}
+
+
+def args_for_model(args, name):
+    """The args model `name` is built and trained with: the run's, under its `model_args` entry."""
+    return {**args, **args["model_args"].get(name, {})}
+
+
+def model_args_without(model_args, keys):
+    """`model_args` with `keys` taken out of every model's entry (None, the recipes, stays None:
+    `resolve_args` leaves out of them what the run sets)."""
+    if model_args is None:
+        return None
+    return {
+        name: {key: value for key, value in entry.items() if key not in keys}
+        for name, entry in model_args.items()
+    }
+
+
+def _shorten_for_small_run(settings, small_run):
+    """A small run trains one epoch per phase (of those `settings` set)."""
+    if small_run and "epochs" in settings:
+        settings["epochs"] = 1
+    if small_run and "fine_tune_epochs" in settings:
+        settings["fine_tune_epochs"] = min(settings["fine_tune_epochs"], 1)
+
+
+def check_value(key, value, where="args"):
+    """Raise ConfigError unless `value` is of a type and in the range that `key` accepts (the
+    message names it as `where[key]`)."""
     setting = SETTINGS[key]
     is_bool = isinstance(value, bool)
     type_ok = any(isinstance(value, kind) and (kind is bool or not is_bool) for kind in setting.types)
     if not type_ok or not setting.check(value):
         raise ConfigError(
-            f"args[{key!r}] = {value!r} is not accepted: expected {setting.describe_accepted()}."
+            f"{where}[{key!r}] = {value!r} is not accepted: expected {setting.describe_accepted()}."
         )
+
+
+def _check_model_args(name, model_args):
+    """Raise ConfigError unless one model's `model_args` entry is a dict of accepted keys and values."""
+    if not isinstance(model_args, dict):
+        raise ConfigError(
+            f"args['model_args'][{name!r}] = {model_args!r} is not accepted: expected a dict of args."
+        )
+    other = sorted(set(model_args) - set(MODEL_ARGS_KEYS))
+    if other:
+        raise ConfigError(
+            f"args['model_args'][{name!r}] sets {other}, which a model cannot take apart from the run; "
+            f"accepted keys: {', '.join(MODEL_ARGS_KEYS)}."
+        )
+    for key, value in model_args.items():
+        check_value(key, value, where=f"args['model_args'][{name!r}]")
 
 
 def _check_combinations(args):
@@ -74,51 +145,3 @@ def _check_combinations(args):
                 f"args['model_options'][{name!r}] = {options!r} is not accepted: expected a "
                 "dict of keyword options."
             )
-
-
-def parse_override(text):
-    """Parse one `KEY=VALUE` command-line override; VALUE is JSON where possible.
-
-    A comma-separated VALUE for `models` becomes a list, so
-    `models=custom_cnn,vgg16` works without JSON quoting.
-    """
-    if "=" not in text:
-        raise ConfigError(f"Override {text!r} is not accepted: expected KEY=VALUE.")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    if key == "models" and isinstance(value, str):
-        value = [name.strip() for name in value.split(",") if name.strip()]
-    return key, value
-
-
-def load_config_file(path):
-    """Read a JSON file of `args` overrides."""
-    if not os.path.isfile(path):
-        raise ConfigError(f"Config file {path!r} does not exist.")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            overrides = json.load(handle)
-    except json.JSONDecodeError as error:
-        raise ConfigError(f"Config file {path!r} is not valid JSON: {error}.") from error
-    if not isinstance(overrides, dict):
-        raise ConfigError(f"Config file {path!r} must hold a JSON object of args.")
-    return overrides
-
-
-def add_override_arguments(parser):
-    """The `--config FILE.json` and `--set KEY=VALUE` options of train.py and tune.py."""
-    parser.add_argument("--config", help="JSON file of args overrides")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override one args key"
-    )
-
-
-def overrides_from(options):
-    """The args overrides that parsed `--config` and `--set` options give (`--set` wins)."""
-    overrides = load_config_file(options.config) if options.config else {}
-    overrides.update(parse_override(text) for text in options.set)
-    return overrides

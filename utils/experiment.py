@@ -10,6 +10,7 @@ from models import build_model
 from models.pretrained import BACKBONES, OFFLINE_BACKBONE, WEIGHTS_HOST, with_offline_fallback
 from utils.analysis import analyse_model
 from utils.callbacks import BEST_MODEL_FILE
+from utils.config import args_for_model
 from utils.data import IMAGE_SHAPE, NUM_CLASSES, Cifar10
 from utils.distribution import strategy_scope, validation_batches
 from utils.environment import choose_precision
@@ -89,18 +90,23 @@ def model_options_for(name, args):
 
 
 def build_for_run(name, args):
-    """Build registered model `name` with the options `args` give it, under the precision
-    policy chosen for it (a model keeps the policy it was built with)."""
+    """Build registered model `name` with the options its args (`args_for_model`) give it, under
+    the precision policy chosen for it (a model keeps the policy it was built with)."""
     keras.mixed_precision.set_global_policy(choose_precision(args["precision"], name))
     with strategy_scope(args):
-        return build_model(name, IMAGE_SHAPE, NUM_CLASSES, **model_options_for(name, args))
+        return build_model(
+            name, IMAGE_SHAPE, NUM_CLASSES, **model_options_for(name, args_for_model(args, name))
+        )
 
 
 def train_one(model, datasets, args, run, extra_callbacks=()):
-    """Train a model built by `build_for_run` into its run sub-folder, resuming if interrupted
-    (under args' distribution strategy, as it was built)."""
+    """Train a model built by `build_for_run` with its args (`args_for_model`) into its run
+    sub-folder, resuming if interrupted (under args' distribution strategy, as it was built)."""
     with strategy_scope(args):
-        return train_model(model.name, model, datasets, args, run.model_dir(model.name), extra_callbacks)
+        model_args = args_for_model(args, model.name)
+        return train_model(
+            model.name, model, datasets, model_args, run.model_dir(model.name), extra_callbacks
+        )
 
 
 def analyse_trained(trained, data, run, args, test_probabilities=None):

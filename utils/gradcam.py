@@ -95,17 +95,24 @@ def gradcam(model, images, classes=None, feature_map=None):
     """
     explain = _explainer(model, feature_map or find_feature_map(model))
     images = tf.convert_to_tensor(np.asarray(images, np.float32))
-    with tf.GradientTape() as tape:
-        # Watching the input records every operation after it, also in a frozen backbone,
-        # whose non-trainable weights the tape would not watch.
-        tape.watch(images)
-        features, probabilities = explain(images, training=False)
-        probabilities = tf.cast(probabilities, tf.float32)
-        if classes is None:
-            classes = tf.argmax(probabilities, axis=1)
-        chosen = tf.gather(probabilities, tf.cast(classes, tf.int32), axis=1, batch_dims=1)
-        score = tf.math.log(tf.maximum(chosen, 1e-12))
-    gradients = tf.cast(tape.gradient(score, features), tf.float32)
+
+    # Traced, not eager: a model that resizes inside (progressive resizing) may feed its backbone
+    # another side than the one it was built for, which only a graph's unknown sides accept.
+    @tf.function
+    def features_and_gradients(images):
+        with tf.GradientTape() as tape:
+            # Watching the input records every operation after it, also in a frozen backbone,
+            # whose non-trainable weights the tape would not watch.
+            tape.watch(images)
+            features, probabilities = explain(images, training=False)
+            probabilities = tf.cast(probabilities, tf.float32)
+            chosen_classes = tf.argmax(probabilities, axis=1) if classes is None else classes
+            chosen = tf.gather(probabilities, tf.cast(chosen_classes, tf.int32), axis=1, batch_dims=1)
+            score = tf.math.log(tf.maximum(chosen, 1e-12))
+        return features, tape.gradient(score, features)
+
+    features, gradients = features_and_gradients(images)
+    gradients = tf.cast(gradients, tf.float32)
     weights = tf.reduce_mean(gradients, axis=(1, 2), keepdims=True)
     cams = tf.nn.relu(tf.reduce_sum(weights * tf.cast(features, tf.float32), axis=-1))
     cams = cams / tf.maximum(tf.reduce_max(cams, axis=(1, 2), keepdims=True), 1e-12)

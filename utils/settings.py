@@ -13,6 +13,23 @@ from typing import Any
 NoneType = type(None)
 
 
+# The args one model may take apart from the run's (`model_args`): those read when it is built
+# and trained, none of the data pipeline's.
+MODEL_ARGS_KEYS = (
+    "image_size",
+    "image_size_start",
+    "feature_depths",
+    "epochs",
+    "learning_rate",
+    "warmup_epochs",
+    "weight_decay",
+    "fine_tune_layers",
+    "fine_tune_epochs",
+    "fine_tune_lr_factor",
+    "fine_tune_backbone_lr_factor",
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """One `args` key: its default, accepted types, extra check and meaning."""
@@ -139,6 +156,17 @@ SETTINGS = {
         (dict,),
         "Extra keyword options per model name, e.g. "
         '{"custom_cnn": {"width": 96}}; checked against the builder\'s signature.',
+    ),
+    "model_args": Setting(
+        None,
+        (dict, NoneType),
+        "Args that replace the run's for one model, per model name, e.g. "
+        '{"efficientnet_lite0": {"image_size": 96}}; keys among '
+        + ", ".join(MODEL_ARGS_KEYS)
+        + ". null: each pretrained model's measured small-budget recipe (MODEL_RECIPES in "
+        "utils/settings.py; efficientnet_lite0: 1 head epoch at 64 px, then 8 epochs fine-tuning every "
+        "layer at 0.2x the rate while the side rises to 96 px), less the keys you set for the whole run; "
+        "{}: every model takes the run's args.",
     ),
     "weights": Setting(
         "imagenet",
@@ -456,6 +484,27 @@ PRESETS = {
         "early_stopping_patience": 10,
     },
 }
+
+# Each pretrained model's best small-budget recipe measured here, given to it by default
+# (`model_args` null). EfficientNet-Lite0, on the 2-core CPU of benchmarks/results/budget_frontier.json:
+# one head epoch at 64 px, then 8 epochs fine-tuning every layer while the side rises to 96 px,
+# 90.29% in 40 minutes ("lite0 fine-tuned 64-96px 1+8 ep"); at 64 px throughout for 1 + 5 epochs,
+# 86.96% in 21; at 32 px, 79.90% (efficientnet_lite0_finetune_32.json); frozen, about 82% at any side.
+MODEL_RECIPES = {
+    "efficientnet_lite0": {
+        "image_size": 96,
+        "image_size_start": 64,
+        "epochs": 1,
+        "fine_tune_layers": "all",
+        "fine_tune_epochs": 8,
+        "fine_tune_lr_factor": 0.2,
+    },
+}
+
+# A recipe's key that only makes sense with others it was measured with: it is left out of the recipe
+# too when the run sets one of them (a size schedule is drawn between image_size_start and image_size
+# over the fine-tuning epochs).
+RECIPE_KEY_NEEDS = {"image_size_start": ("image_size", "fine_tune_epochs")}
 
 DEFAULTS = {key: setting.default for key, setting in SETTINGS.items()}
 

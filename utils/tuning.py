@@ -19,7 +19,7 @@ import keras_tuner
 import numpy as np
 
 from utils import data as cifar
-from utils.config import resolve_args
+from utils.config import model_args_without, resolve_args
 from utils.environment import prepare_session
 from utils.errors import ConfigError, ProjectError, TrainingError, TuningError
 from utils.experiment import build_for_run, make_datasets, train_one
@@ -118,8 +118,12 @@ class PipelineTuner(keras_tuner.engine.base_tuner.BaseTuner):
         (Hyperband's, when it gives one), written to the trial's own folder."""
         values = trial.hyperparameters.values
         overrides = apply_values(self.base_overrides, values)
+        trial_keys = {key for key in values if not key.startswith("tuner/")}
         if "tuner/epochs" in values:
             overrides["epochs"] = values["tuner/epochs"]
+            trial_keys.add("epochs")
+        # What the trial sets holds for the searched model too, whatever its model_args entry says.
+        overrides["model_args"] = model_args_without(overrides.get("model_args"), trial_keys)
         return resolve_args(
             {
                 **overrides,
