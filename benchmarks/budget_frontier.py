@@ -21,8 +21,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks.time_to_accuracy import machine_description, refuse_other_machine, run_seed  # noqa: E402
-from utils.config import parse_override, resolve_args  # noqa: E402
+from utils.config import resolve_args  # noqa: E402
 from utils.frontier import APPROACH_OF_PHASE, BUDGET_MINUTES, frontier_figure, winners  # noqa: E402
+from utils.overrides import parse_override  # noqa: E402
 from utils.plots import save_figure  # noqa: E402
 from utils.runs import read_json, write_json  # noqa: E402
 
@@ -46,6 +47,10 @@ POINTS = {
     "lite0 fine-tuned 64-96px 1+8 ep": (
         "efficientnet_lite0",
         {**FINE_TUNE, "image_size": 96, "image_size_start": 64, "fine_tune_epochs": 8},
+    ),
+    "lite0 fine-tuned 64-128px 1+9 ep": (
+        "efficientnet_lite0",
+        {**FINE_TUNE, "image_size": 128, "image_size_start": 64, "fine_tune_epochs": 9},
     ),
 }
 
