@@ -61,11 +61,7 @@ def recipes_without(run_keys):
     """`MODEL_RECIPES` less `run_keys`, the keys set for the whole run (by the user or a preset),
     and less the keys that need one of those (`RECIPE_KEY_NEEDS`)."""
     dropped = set(run_keys) | {key for key, needs in RECIPE_KEY_NEEDS.items() if set(needs) & set(run_keys)}
-    recipes = {
-        name: {key: value for key, value in recipe.items() if key not in dropped}
-        for name, recipe in MODEL_RECIPES.items()
-    }
-    return {name: recipe for name, recipe in recipes.items() if recipe}
+    return {name: recipe for name, recipe in model_args_without(MODEL_RECIPES, dropped).items() if recipe}
 
 
 def args_for_model(args, name):
