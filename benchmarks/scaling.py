@@ -6,9 +6,10 @@ Each configuration runs `--workers` processes, each pinned to `--cores-per-worke
 own, training the model under `distribute` ("none" for one worker, "multi_worker" with a
 TF_CONFIG of local ports for several) on synthetic CIFAR-sized batches through the project's
 pipeline (`build_for_run`, `compile_model`, `make_dataset`). The first epoch warms up (tracing);
-the second is timed. Scaling efficiency = throughput of N workers / (N x one worker's throughput
-on the same cores per worker); on this 2-core machine the second worker takes the second core,
-so the record also compares two workers against one process using both cores.
+the second is timed from its first step's start to its last step's end. Scaling efficiency =
+throughput of N workers / (N x one worker's throughput on the same cores per worker); on this
+2-core machine the second worker takes the second core, so the record also compares two workers
+against one process using both cores.
 """
 
 import argparse
@@ -17,7 +18,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -70,6 +70,7 @@ def measure(options, cores, workers):
     tf.config.threading.set_inter_op_parallelism_threads(len(cores))
     import numpy as np
 
+    from benchmarks.throughput import training_images_per_second
     from utils.config import args_for_model, resolve_args
     from utils.data import Split
     from utils.distribution import strategy_scope
@@ -92,12 +93,9 @@ def measure(options, cores, workers):
     with strategy_scope(args):
         compile_model(model, args, args["learning_rate"])
         train = make_dataset(split, args["batch_size"], training=True, seed=0)
-        model.fit(train, steps_per_epoch=3, epochs=1, verbose=0)  # tracing and warm-up
-        start = time.perf_counter()
-        model.fit(train, steps_per_epoch=options["steps"], epochs=1, verbose=0)
-        seconds = time.perf_counter() - start
+        rate = training_images_per_second(model, train, options["steps"], args["batch_size"], repeats=1)
     return {
-        "images_per_second": round(options["steps"] * args["batch_size"] / seconds, 1),
+        "images_per_second": rate,
         "precision": model.dtype_policy.name,
     }
 

@@ -163,6 +163,40 @@ def test_tiny_throughput_writes_a_record(tiny_archive, tmp_path):
     assert record["peak_rss_mb"] > 0
 
 
+def test_throughput_keeps_the_fastest_timed_call_after_the_warm_up(monkeypatch):
+    """A timed call that stalls (a retrace, say) must not set the rate; the warm-up is never timed."""
+    import types
+
+    from benchmarks import throughput
+
+    clock, durations = [0.0], iter([9.0, 4.0, 2.0, 3.0])  # warm-up, then the timed calls
+
+    def fit():
+        clock[0] += next(durations)
+
+    monkeypatch.setattr(throughput, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    assert throughput.images_per_second(fit, 100, repeats=3) == 50.0
+    assert next(durations, None) is None  # one warm-up and three timed calls
+
+
+def test_training_throughput_counts_the_steps_not_the_fit_around_them():
+    """Seconds spent in `fit` outside its steps (here a slow on_train_end) are not training time."""
+    import time
+
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks import throughput
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    data = tf.data.Dataset.from_tensors((np.ones((8, 4), "float32"), np.ones((8, 2), "float32"))).repeat()
+    slow_end = keras.callbacks.LambdaCallback(on_train_end=lambda logs: time.sleep(0.5))
+    rate = throughput.training_images_per_second(model, data, 2, 8, callbacks=[slow_end], repeats=1)
+    assert rate > 10 * (2 * 8 / 0.5)  # timing the whole fit would give under 32 images/s
+
+
 def test_tiny_throughput_of_fine_tuning(tiny_archive, tmp_path):
     from benchmarks import throughput
 
