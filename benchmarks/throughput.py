@@ -33,16 +33,22 @@ from utils.training import compile_model, unfreeze_top  # noqa: E402
 TIMED_REPEATS = 3
 
 
+def fastest_seconds(timed_call, repeats=TIMED_REPEATS):
+    """Call `timed_call()` (which returns the seconds it measured) once to warm up (tracing, XLA
+    compilation), then `repeats` times; the fewest seconds."""
+    timed_call()
+    return min(timed_call() for _ in range(repeats))
+
+
 def images_per_second(call, images, repeats=TIMED_REPEATS):
-    """Run `call()` once to warm up (tracing, XLA compilation), then time `repeats` calls and keep
-    the fastest."""
-    call()
-    fastest = float("inf")
-    for _ in range(repeats):
+    """Images/s of `call()` timed whole, fastest of `repeats` calls after a warm-up call."""
+
+    def timed_call():
         start = time.perf_counter()
         call()
-        fastest = min(fastest, time.perf_counter() - start)
-    return round(images / fastest, 1)
+        return time.perf_counter() - start
+
+    return round(images / fastest_seconds(timed_call, repeats), 1)
 
 
 def training_images_per_second(model, dataset, steps, batch_size, callbacks=(), repeats=TIMED_REPEATS):
@@ -58,14 +64,13 @@ def training_images_per_second(model, dataset, steps, batch_size, callbacks=(), 
         on_train_batch_end=lambda batch, logs: ends.append(time.perf_counter()),
     )
 
-    def fit_steps():
+    def timed_fit():
         starts.clear()
         ends.clear()
         model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[*callbacks, timer])
         return ends[-1] - starts[0]
 
-    fit_steps()
-    return round(steps * batch_size / min(fit_steps() for _ in range(repeats)), 1)
+    return round(steps * batch_size / fastest_seconds(timed_fit, repeats), 1)
 
 
 def prepared_model(args, datasets, fine_tune_layers=None):
