@@ -13,9 +13,9 @@ evaluations are left out (and recorded apart for our side as `data_seconds`).
 The record gives each side's test accuracy, flip-TTA accuracy and training time (means over
 the seeds, and every run in full), our time to the reference's final accuracy, and the ratios
 the target is stated in. `--torch-python` is any Python with torch and numpy (torch is not a
-dependency of the project); `--set` overrides our side's args, `--reference-epochs` shortens
-both recipes alike (for tests and quick looks, not for the record). Both sides train on all
-50,000 training images.
+dependency of the project); `--preset` picks our side's recipe (fast or fast_muon), `--set`
+overrides its args, `--reference-epochs` shortens both recipes alike (for tests and quick looks,
+not for the record). Both sides train on all 50,000 training images.
 
 `--resume` continues the record at `--out`: the seeds it holds are kept (they must be the first
 of `--seeds`, made with the same options on the same kind of machine) and the rest run, each
@@ -41,6 +41,7 @@ from utils.runs import read_json, write_json  # noqa: E402
 
 REFERENCE_SCRIPT = os.path.join(ROOT, "benchmarks", "reference_airbench_torch.py")
 OURS_SCRIPT = os.path.join(ROOT, "benchmarks", "time_to_accuracy.py")
+OUR_PRESETS = ("fast", "fast_muon")
 TIMING = (
     "the training loop only, images in memory; data loading, whitening fit, input pipeline "
     "and per-epoch test evaluations left out"
@@ -67,9 +68,18 @@ def reference_command(options, inputs, seed, out):
 
 
 def ours_command(options, seed, out):
-    """The command line that trains `fast_cnn` (the `fast` preset) once, on all 50,000 training
+    """The command line that trains `fast_cnn` (with `--preset`) once, on all 50,000 training
     images as the reference does (no validation split)."""
-    command = [sys.executable, OURS_SCRIPT, "--data", options.data, "--model", "fast_cnn", "--preset", "fast"]
+    command = [
+        sys.executable,
+        OURS_SCRIPT,
+        "--data",
+        options.data,
+        "--model",
+        "fast_cnn",
+        "--preset",
+        options.preset,
+    ]
     command += ["--seeds", str(seed), "--out", out, "--runs-dir", options.runs_dir, "--set", "val_fraction=0"]
     if options.reference_epochs != reference_airbench_torch.RECIPE["epochs"]:
         command += ["--set", f"epochs={max(round(options.reference_epochs), 1)}"]
@@ -110,6 +120,7 @@ def ours_run(record):
         "train_seconds": round(sum(epoch["seconds"] for epoch in run["epochs"]), 1),
         "data_seconds": run["data_seconds"],
         "train_images": run["train_images"],
+        "preset": record["preset"],
         "overrides": record["overrides"],
         "epochs": [{"seconds": e["seconds"], "test_accuracy": e["test_accuracy"]} for e in run["epochs"]],
     }
@@ -177,6 +188,7 @@ def parse_command_line(argv):
     parser.add_argument("--out", required=True, help="JSON record to write")
     parser.add_argument("--reference-precision", choices=("bfloat16", "float32"), default="bfloat16")
     parser.add_argument("--reference-epochs", type=float, default=reference_airbench_torch.RECIPE["epochs"])
+    parser.add_argument("--preset", choices=OUR_PRESETS, default="fast", help="our side's recipe")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="our side's args")
     parser.add_argument("--runs-dir", default=os.path.join("runs", "benchmarks"), help="our run folders")
     parser.add_argument("--tiny", action="store_true", help="small_run data for our side (for tests)")
@@ -202,6 +214,7 @@ def versus_record(options, reference_runs, our_runs):
         "made_from_records": options.from_records,  # null: both sides trained in this run
         "reference_precision": reference_runs[0]["precision"],
         "reference_epochs": reference_runs[0]["recipe_epochs"],
+        "ours_preset": our_runs[0]["preset"],
         "ours_overrides": our_runs[0]["overrides"],
         "set": options.set,
         "machine": machine_description(),
@@ -242,6 +255,7 @@ def finished_runs(options):
         "seeds": (done, options.seeds[: len(done)]),
         "reference precision": (record["reference_precision"], options.reference_precision),
         "reference epochs": (record["reference_epochs"], options.reference_epochs),
+        "--preset": (record.get("ours_preset", "fast"), options.preset),
         "--set": (record.get("set"), options.set),
     }
     wrong = {name: pair for name, pair in mismatches.items() if pair[0] != pair[1]}

@@ -440,8 +440,17 @@ def test_versus_reference_shortens_both_sides_alike_and_passes_overrides():
     assert ours[ours.index("--model") + 1] == "fast_cnn" and ours[ours.index("--preset") + 1] == "fast"
     assert ["--set", "epochs=2"] == ours[ours.index("epochs=2") - 1 : ours.index("epochs=2") + 1]
     assert "seed=3" in ours and ours[-1] == "--tiny"
-    full = versus_reference.parse_command_line(["--data", "d", "--torch-python", "py", "--out", "o"])
+    full = versus_reference.parse_command_line(_minimal_versus_options())
     assert not any(part.startswith("epochs=") for part in versus_reference.ours_command(full, 0, "x"))
+    muon = versus_reference.parse_command_line([*_minimal_versus_options(), "--preset", "fast_muon"])
+    muon_command = versus_reference.ours_command(muon, 0, "x")
+    assert muon_command[muon_command.index("--preset") + 1] == "fast_muon"
+    with pytest.raises(SystemExit):
+        versus_reference.parse_command_line([*_minimal_versus_options(), "--preset", "original"])
+
+
+def _minimal_versus_options():
+    return ["--data", "d", "--torch-python", "py", "--out", "o"]
 
 
 def test_tiny_versus_reference_runs_both_sides_alternating(tiny_archive, tmp_path, capsys):
@@ -514,6 +523,7 @@ def _finished_seed_record(tmp_path, **changes):
         ({"seeds": [1]}, r"seeds: \[1\] there, \[0\] here"),
         ({"made_from_records": [["r.json", "o.json"]]}, "made from records"),
         ({"set": []}, "--set"),
+        ({"ours_preset": "fast_muon"}, "--preset: 'fast_muon' there, 'fast' here"),
         ({"machine": {"cores": 64}}, "another machine"),
     ],
 )
@@ -578,6 +588,7 @@ def test_versus_reference_from_records_compares_runs_made_apart(tiny_archive, tm
     record = json.loads(out.read_text())
     assert record["made_from_records"] == [[str(reference), str(ours)]]
     assert record["reference_precision"] == "float32" and record["reference_epochs"] == 1
+    assert record["ours_preset"] == "fast"
     assert record["reference"]["train_seconds"] == 40.0
     our_run = record["our_runs"][0]
     assert our_run["train_seconds"] == round(sum(e["seconds"] for e in our_run["epochs"]), 1)

@@ -26,7 +26,7 @@ def test_unknown_key_names_it_and_lists_known_keys():
         ("epochs", 2.5, "an integer >= 1"),
         ("epochs", True, "an integer >= 1"),
         ("val_fraction", 0.9, r"a number in \[0, 0.5\]"),
-        ("optimizer", "lion", '"sgd", "adam", "amsgrad", "adamw", "rmsprop" or "muon"'),
+        ("optimizer", "lion", '"sgd", "adam", "amsgrad", "adamw", "rmsprop", "muon" or "muon_sgd"'),
         ("models", [], "a non-empty list of model names"),
         ("augment_flip", "yes", 'true, false or "alternating"'),
         ("fine_tune_layers", -1, 'an integer >= 0 or "all"'),
@@ -118,5 +118,7 @@ def test_presets_apply_under_user_overrides():
 
 
 def test_unknown_preset_lists_the_known_ones():
-    with pytest.raises(ConfigError, match="args\\['preset'\\] = 'turbo'.*\"fast\" or \"original\""):
+    with pytest.raises(
+        ConfigError, match='args\\[\'preset\'\\] = \'turbo\'.*"fast", "fast_muon" or "original"'
+    ):
         resolve_args({"preset": "turbo"})

@@ -456,6 +456,56 @@ def test_fast_cnn_with_muon_trains_saves_and_loads(tmp_path):
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
 
 
+def test_muon_sgd_routes_kernels_to_muon_with_held_norms_and_the_rest_to_sgd():
+    from utils.optimizers import FactorMuon, FactorSGD, make_optimizer
+
+    rng = np.random.default_rng(0)
+    kernel = keras.Variable(rng.normal(size=(3, 3, 4, 8)).astype("float32") * 5, name="kernel")
+    shift = keras.Variable(np.zeros(8, "float32"), name="shift")
+    args = resolve_args({"optimizer": "muon_sgd", "momentum": 0.0, "muon_lr_factor": 0.1, "weight_decay": 0})
+    optimizer = make_optimizer(args, 0.5, matrices=[kernel.path])
+    assert isinstance(optimizer, keras.optimizers.MultiOptimizer)
+    assert [type(part) for part in optimizer.optimizers] == [FactorMuon, FactorSGD]
+    held = kernel.numpy() * np.sqrt(8) / np.linalg.norm(kernel.numpy())
+    shift_gradient = rng.normal(size=8).astype("float32")
+    optimizer.apply_gradients(
+        [(rng.normal(size=(3, 3, 4, 8)).astype("float32"), kernel), (shift_gradient, shift)]
+    )
+    # the kernel was rescaled to norm sqrt(8 output channels), then took a near-orthogonal step of
+    # size 0.5 * 0.1 (3 Newton-Schulz steps leave singular values roughly in 0.5-1.5)
+    singular = np.linalg.svd((held - kernel.numpy()).reshape(36, 8) / 0.05, compute_uv=False)
+    assert 0.3 < singular.min() and singular.max() < 1.6
+    # the shift took plain SGD's step at the full rate
+    np.testing.assert_allclose(shift.numpy(), -0.5 * shift_gradient, rtol=1e-5)
+
+
+def test_fast_muon_preset_trains_fast_cnn_saves_and_loads(tmp_path):
+    from utils.optimizers import base_learning_rate
+    from utils.training import compile_model, inner_matrices
+
+    args = resolve_args({"preset": "fast_muon", "precision": "float32"})
+    assert args["optimizer"] == "muon_sgd" and args["lookahead_steps"] is None
+    model = models.build_model("fast_cnn", widths=(8, 16, 16))
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 32, 32, 3)).astype("float32")
+    labels = keras.utils.to_categorical(rng.integers(0, 10, 64), 10)
+    models.adapt_to_images(model, images)
+    compile_model(model, args, 0.5)
+    assert set(inner_matrices(model)) == {
+        model.get_layer(f"block{block}_conv{index}").kernel.path for block in (1, 2, 3) for index in (1, 2)
+    }
+    losses = model.fit(images, labels, batch_size=32, epochs=6, verbose=0).history["loss"]
+    assert losses[-1] < losses[0]
+    conv = model.get_layer("block2_conv2").kernel.numpy()
+    assert abs(np.linalg.norm(conv) - 4.0) < 0.5  # held near sqrt(16 output channels)
+    assert float(base_learning_rate(model.optimizer)) == 0.5
+    model.save(tmp_path / "fast_muon.keras")
+    loaded = keras.saving.load_model(tmp_path / "fast_muon.keras")
+    assert [type(part).__name__ for part in loaded.optimizer.optimizers] == ["FactorMuon", "FactorSGD"]
+    assert loaded.optimizer.optimizers[0].hold_norms
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
+
+
 class LiveKernel(keras.callbacks.Callback):
     """Records the classifier's kernel as trained (not averaged) after every step."""
 

@@ -12,6 +12,7 @@ import warnings
 import keras
 import numpy as np
 
+from utils.optimizers import base_learning_rate
 from utils.runs import partial_path, save_atomically, write_history_row
 
 BEST_MODEL_FILE = "best.keras"
@@ -26,7 +27,7 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs["epoch_seconds"] = time.perf_counter() - self._start
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(base_learning_rate(self.model.optimizer)))
 
 
 def scheduled_sides(start, end, epochs, multiple=8):

@@ -100,7 +100,21 @@ class FactorMuon(_AverageKeptByCallback, _RateFactors, keras.optimizers.Muon):
     higher rank is orthogonalised as the matrix (product of the leading axes, output channels),
     as the Muon variants of airbench treat convolution filters. Vectors (biases, BatchNorm
     shifts) and the layers `exclude_layers` names take the AdamW step.
+
+    With `hold_norms`, each Muon step first rescales its kernel to norm sqrt(output channels), as
+    airbench94_muon does: behind BatchNorm a kernel's scale changes nothing but the relative size
+    of the fixed-size orthogonal steps, which this keeps to the learning rate.
     """
+
+    def __init__(self, hold_norms=False, **kwargs):
+        super().__init__(**kwargs)
+        self.hold_norms = hold_norms
+
+    def _muon_update_step(self, gradient, variable, lr, m):
+        if self.hold_norms:
+            norm = keras.ops.sqrt(keras.ops.sum(keras.ops.square(variable)))
+            self.assign(variable, variable * (math.sqrt(variable.shape[-1]) / norm))
+        super()._muon_update_step(gradient, variable, lr, m)
 
     def _should_use_adamw(self, variable):
         if len(variable.shape) > 2:
@@ -118,8 +132,11 @@ class FactorMuon(_AverageKeptByCallback, _RateFactors, keras.optimizers.Muon):
             return x
         return x * math.sqrt(max(math.prod(x.shape[:-1]), x.shape[-1])) * self.rms_rate
 
+    def get_config(self):
+        return {**super().get_config(), "hold_norms": self.hold_norms}
 
-def make_optimizer(args, learning_rate, rate_factors=None, classifier=None):
+
+def make_optimizer(args, learning_rate, rate_factors=None, classifier=None, matrices=()):
     """The optimizer named by `args['optimizer']`, with decoupled weight decay.
 
     BatchNorm parameters and biases are excluded from weight decay.
@@ -128,10 +145,23 @@ def make_optimizer(args, learning_rate, rate_factors=None, classifier=None):
         rate_factors: {variable path: factor} multiplying those variables' learning rate.
         classifier: path of the output layer's kernel, which Muon leaves to its AdamW step (as
             Muon's authors advise for the output layer).
+        matrices: paths of the trainable kernels and weight matrices but the classifier, which
+            muon_sgd gives to Muon.
     """
-    common = {"learning_rate": learning_rate, "weight_decay": float(args["weight_decay"])}
-    if args["ema_momentum"] is not None:
-        common.update(use_ema=True, ema_momentum=float(args["ema_momentum"]))
+    rate_factors = dict(rate_factors or {})
+    if args["optimizer"] == "muon_sgd":
+        return _muon_for_matrices(args, learning_rate, rate_factors, matrices)
+    return _single_optimizer(args, args["optimizer"], learning_rate, rate_factors, classifier)
+
+
+def _averaging(args):
+    if args["ema_momentum"] is None:
+        return {}
+    return {"use_ema": True, "ema_momentum": float(args["ema_momentum"])}
+
+
+def _single_optimizer(args, name, learning_rate, rate_factors, classifier=None):
+    common = {"learning_rate": learning_rate, "weight_decay": float(args["weight_decay"]), **_averaging(args)}
     muon_excluded = [re.escape(classifier)] if classifier else []
     constructors = {
         "sgd": lambda: FactorSGD(momentum=float(args["momentum"]), nesterov=True, **common),
@@ -146,7 +176,33 @@ def make_optimizer(args, learning_rate, rate_factors=None, classifier=None):
             **common,
         ),
     }
-    optimizer = constructors[args["optimizer"]]()
-    optimizer.rate_factors = dict(rate_factors or {})
+    optimizer = constructors[name]()
+    optimizer.rate_factors = rate_factors
     optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     return optimizer
+
+
+def _muon_for_matrices(args, learning_rate, rate_factors, matrices):
+    """airbench94_muon's split as a Keras MultiOptimizer: `matrices` take Muon steps (3 Newton-Schulz
+    iterations, norms held, no weight decay, `muon_lr_factor` times the rate, `muon_momentum`), the
+    rest Nesterov SGD with `momentum` and `weight_decay`."""
+    muon = FactorMuon(
+        learning_rate=learning_rate,
+        momentum=float(args["muon_momentum"]),
+        ns_steps=3,
+        rms_rate=None,
+        weight_decay=0.0,
+        hold_norms=True,
+        **_averaging(args),
+    )
+    muon.rate_factors = {path: args["muon_lr_factor"] * rate_factors.get(path, 1.0) for path in matrices}
+    rest = _single_optimizer(args, "sgd", learning_rate, rate_factors)
+    routes = keras.optimizers.OptimizerMap(rest, {re.escape(path): muon for path in matrices})
+    return keras.optimizers.MultiOptimizer(routes)
+
+
+def base_learning_rate(optimizer):
+    """The learning rate `args['learning_rate']` schedules (a MultiOptimizer's default part's)."""
+    if isinstance(optimizer, keras.optimizers.MultiOptimizer):
+        optimizer = optimizer.optimizers[-1]
+    return optimizer.learning_rate

@@ -41,7 +41,9 @@ def fine_tune_rate_factors(model, args):
 def compile_model(model, args, learning_rate, rate_factors=None):
     """(Re)compile after any change of `trainable`; labels are one-hot."""
     model.compile(
-        optimizer=make_optimizer(args, learning_rate, rate_factors, classifier=output_kernel(model)),
+        optimizer=make_optimizer(
+            args, learning_rate, rate_factors, classifier=output_kernel(model), matrices=inner_matrices(model)
+        ),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=args["label_smoothing"]),
         metrics=["accuracy"],
         jit_compile=choose_jit_compile(args["jit_compile"]),
@@ -52,6 +54,16 @@ def output_kernel(model):
     """Path of the model's last trainable weight matrix: its classifier's kernel (None: none)."""
     matrices = [weight.path for weight in model.trainable_weights if len(weight.shape) == 2]
     return matrices[-1] if matrices else None
+
+
+def inner_matrices(model):
+    """Paths of the model's trainable kernels and weight matrices, but its classifier's."""
+    classifier = output_kernel(model)
+    return [
+        weight.path
+        for weight in model.trainable_weights
+        if len(weight.shape) >= 2 and weight.path != classifier
+    ]
 
 
 # --- freezing -------------------------------------------------------------------------
