@@ -506,6 +506,33 @@ def test_fast_muon_preset_trains_fast_cnn_saves_and_loads(tmp_path):
     np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-5)
 
 
+def test_muon_sgd_state_survives_a_weights_backup(tmp_path):
+    """The epoch backups (save_weights) carry both parts of the MultiOptimizer, so a resumed run
+    continues their momentum and step counts."""
+    from utils.training import compile_model
+
+    args = resolve_args({"preset": "fast_muon", "precision": "float32"})
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (64, 32, 32, 3)).astype("float32")
+    labels = keras.utils.to_categorical(rng.integers(0, 10, 64), 10)
+
+    def compiled_model():
+        model = models.build_model("fast_cnn", widths=(8, 16, 16))
+        models.adapt_to_images(model, images)
+        compile_model(model, args, 0.5)
+        return model
+
+    trained = compiled_model()
+    trained.fit(images, labels, batch_size=32, epochs=2, verbose=0)
+    trained.save_weights(tmp_path / "backup.weights.h5")
+    resumed = compiled_model()
+    resumed.optimizer.build(resumed.trainable_variables)
+    resumed.load_weights(tmp_path / "backup.weights.h5")
+    assert [int(part.iterations.numpy()) for part in resumed.optimizer.optimizers] == [4, 4]
+    for saved, loaded in zip(trained.optimizer.variables, resumed.optimizer.variables, strict=True):
+        np.testing.assert_array_equal(loaded.numpy(), saved.numpy())
+
+
 class LiveKernel(keras.callbacks.Callback):
     """Records the classifier's kernel as trained (not averaged) after every step."""
 
