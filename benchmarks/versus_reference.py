@@ -38,10 +38,11 @@ sys.path.insert(0, ROOT)
 
 from benchmarks import reference_airbench_torch  # noqa: E402
 from utils.runs import read_json, write_json  # noqa: E402
+from utils.settings import PRESETS  # noqa: E402
 
 REFERENCE_SCRIPT = os.path.join(ROOT, "benchmarks", "reference_airbench_torch.py")
 OURS_SCRIPT = os.path.join(ROOT, "benchmarks", "time_to_accuracy.py")
-OUR_PRESETS = ("fast", "fast_muon")
+OUR_PRESETS = tuple(name for name, recipe in PRESETS.items() if recipe["models"] == ["fast_cnn"])
 TIMING = (
     "the training loop only, images in memory; data loading, whitening fit, input pipeline "
     "and per-epoch test evaluations left out"
