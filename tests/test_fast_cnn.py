@@ -4,7 +4,14 @@ import pytest
 import tensorflow as tf
 
 import models
-from models.fast_cnn import PatchWhitening, ScaledShift, extract_patches, whitening_filters
+from models.fast_cnn import (
+    PatchWhitening,
+    ScaledShift,
+    ShiftedBatchNorm,
+    extract_patches,
+    gelu_via_erf,
+    whitening_filters,
+)
 
 
 def correlated_images(count=200, seed=0):
@@ -99,3 +106,56 @@ def test_scaled_shift_learns_multiplier_squared_faster():
         loss = keras.ops.sum(layer(inputs))  # d loss / d shift = 4 per channel
     optimizer.apply_gradients(zip(tape.gradient(loss, layer.trainable_weights), layer.trainable_weights))
     np.testing.assert_allclose(np.asarray(layer(inputs))[0], -64 * 0.01 * 4, rtol=1e-5)
+
+
+def _shifted_batch_norm(channels, shift, dtype=None):
+    layer = ShiftedBatchNorm(momentum=0.6, epsilon=1e-5, multiplier=8.0, dtype=dtype)
+    layer.build((None, 4, 4, channels))
+    layer.shift.assign(shift)
+    return layer
+
+
+def test_shifted_batch_norm_matches_keras_batch_norm_plus_shift():
+    images = np.random.default_rng(0).normal(2.0, 3.0, size=(8, 4, 4, 5)).astype(np.float32)
+    shift = np.arange(5, dtype=np.float32) / 10
+    fused = _shifted_batch_norm(5, shift)
+    batch_norm = keras.layers.BatchNormalization(momentum=0.6, epsilon=1e-5, center=False, scale=False)
+    composed = ScaledShift(multiplier=8.0)
+    composed.build(images.shape)
+    composed.shift.assign(shift)
+
+    expected = np.asarray(composed(batch_norm(images, training=True)))
+    np.testing.assert_allclose(np.asarray(fused(images, training=True)), expected, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(fused.moving_mean), np.asarray(batch_norm.moving_mean), rtol=1e-6)
+    # the moving variance takes in the batch's unbiased variance, as PyTorch's does
+    moving_variance = 0.6 + 0.4 * images.reshape(-1, 5).var(axis=0, ddof=1)
+    np.testing.assert_allclose(np.asarray(fused.moving_variance), moving_variance, rtol=1e-5)
+
+    inference = (images - np.asarray(fused.moving_mean)) / np.sqrt(moving_variance + 1e-5) + 8.0 * shift
+    np.testing.assert_allclose(np.asarray(fused(images, training=False)), inference, atol=1e-5)
+
+
+def test_shifted_batch_norm_shift_learns_multiplier_squared_faster():
+    layer = _shifted_batch_norm(3, np.zeros(3, dtype=np.float32))
+    optimizer = keras.optimizers.SGD(learning_rate=0.01)
+    inputs = np.zeros((4, 2, 2, 3), dtype=np.float32)  # normalised: all zeros, so outputs = 8 * shift
+    with tf.GradientTape() as tape:
+        loss = keras.ops.sum(layer(inputs, training=True))  # d loss / d shift = 8 * 16 per channel
+    assert [weight.name for weight in layer.trainable_weights] == ["shift"]
+    optimizer.apply_gradients(zip(tape.gradient(loss, layer.trainable_weights), layer.trainable_weights))
+    np.testing.assert_allclose(np.asarray(layer(inputs, training=True))[0, 0, 0], -64 * 0.01 * 16, rtol=1e-5)
+
+
+def test_shifted_batch_norm_computes_in_bfloat16_with_float32_statistics():
+    images = np.random.default_rng(1).normal(size=(4, 4, 4, 3)).astype(np.float32)
+    exact = np.asarray(_shifted_batch_norm(3, np.full(3, 0.1, dtype=np.float32))(images, training=True))
+    layer = _shifted_batch_norm(3, np.full(3, 0.1, dtype=np.float32), dtype="mixed_bfloat16")
+    outputs = layer(images, training=True)
+    assert outputs.dtype == tf.bfloat16 and layer.moving_mean.dtype == "float32"
+    np.testing.assert_allclose(np.asarray(tf.cast(outputs, tf.float32)), exact, atol=0.05)
+
+
+def test_gelu_via_erf_is_keras_exact_gelu():
+    values = np.linspace(-6, 6, 241).astype(np.float32)
+    exact = keras.activations.gelu(values, approximate=False)
+    np.testing.assert_allclose(np.asarray(gelu_via_erf(values)), np.asarray(exact), atol=1e-6)
