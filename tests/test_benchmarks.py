@@ -10,6 +10,7 @@ from benchmarks import (
     crosscheck_lite0_torch,
     linear_probe,
     reference_airbench_torch,
+    step_versus_revision,
     time_to_accuracy,
 )
 from utils import data as cifar
@@ -597,3 +598,26 @@ def test_versus_reference_from_records_compares_runs_made_apart(tiny_archive, tm
     assert record["ratio_train_seconds"] == round(our_run["train_seconds"] / 40.0, 3)
     with pytest.raises(SystemExit):
         versus_reference.parse_command_line(["--out", str(out)])  # neither data nor records
+
+
+def test_step_versus_revision_times_both_builders_in_turns(tmp_path, capsys):
+    import keras
+
+    from models.fast_cnn import ShiftedBatchNorm
+
+    out = tmp_path / "ab.json"
+    step_versus_revision.main(
+        ["--before", "HEAD", "--precision", "float32", "--batch-size", "8", "--steps", "1", "--rounds", "2"]
+        + ["--out", str(out)]
+    )
+    record = json.loads(out.read_text())
+    assert len(record["before_revision"]) == 40 and record["preset"] == "fast_muon"
+    assert record["batch_size"] == 8 and record["precision"] == "float32"
+    for side in ("before", "after"):
+        rates = record["train_images_per_second"][side]
+        assert len(rates) == 2 and min(rates) > 0
+        assert record["mean"][side] == pytest.approx(sum(rates) / 2, abs=0.1)
+    assert capsys.readouterr().out.count("images/s") == 5
+    # the revision's module registered nothing (a second "fast_cnn" builder would have raised):
+    # the working tree's classes stand
+    assert keras.saving.get_registered_object("cifar10>ShiftedBatchNorm") is ShiftedBatchNorm
