@@ -29,12 +29,16 @@ from utils.training import compile_model  # noqa: E402
 MODULE = "models/fast_cnn.py"
 
 
+def git(*arguments):
+    """What `git arguments` prints in the repository, stripped."""
+    command = ["git", "-C", ROOT, *arguments]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def module_at_revision(revision):
     """`models/fast_cnn.py` as it was at `revision`, imported apart from the working tree's
     (its registrations in the model registry and Keras's serialization registry left out)."""
-    source = subprocess.run(
-        ["git", "-C", ROOT, "show", f"{revision}:{MODULE}"], capture_output=True, text=True, check=True
-    ).stdout
+    source = git("show", f"{revision}:{MODULE}")
     with tempfile.TemporaryDirectory() as folder:
         path = os.path.join(folder, "fast_cnn_before.py")
         with open(path, "w") as file:
@@ -93,9 +97,7 @@ def compare(options):
             rates[side].append(rate)
             print(f"{side}: {rate} images/s", flush=True)
     return {
-        "before_revision": subprocess.run(
-            ["git", "-C", ROOT, "rev-parse", options.before], capture_output=True, text=True, check=True
-        ).stdout.strip(),
+        "before_revision": git("rev-parse", options.before),
         "preset": options.preset,
         "precision": options.precision,
         "batch_size": args["batch_size"],
