@@ -43,6 +43,21 @@ def test_whitening_gives_identity_covariance_on_fitted_patches():
     assert np.abs(np.corrcoef(raw, rowvar=False) - np.eye(12)).max() > 0.5  # inputs were correlated
 
 
+def test_whitening_computes_in_float32_under_a_bfloat16_policy():
+    images = correlated_images()
+    exact = PatchWhitening(epsilon=0.0)
+    exact.build(images.shape)
+    exact.adapt(images)
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")  # the autouse fixture resets it
+    layer = PatchWhitening(epsilon=0.0)
+    layer.build(images.shape)
+    layer.set_weights(exact.get_weights())
+    outputs = layer(images)
+    assert outputs.dtype == "float32"
+    assert keras.layers.Activation("linear")(outputs).dtype == "bfloat16"  # the next layers are not
+    np.testing.assert_allclose(np.asarray(outputs), np.asarray(exact(images)), atol=1e-4)
+
+
 def test_epsilon_damps_the_weak_components():
     patches = extract_patches(correlated_images(), 2)
     exact, _ = whitening_filters(patches, 0.0)
