@@ -17,14 +17,7 @@ def make_augmenter(args, seed):
     if args["augment_flip"] is True:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
     if args["augment_translate"]:
-        shift = args["augment_translate"]
-        # Nearest sampling shifts by whole pixels, as a reflect-padded random crop does (bilinear
-        # sub-pixel shifts would blur every training image).
-        layers.append(
-            keras.layers.RandomTranslation(
-                shift, shift, fill_mode="reflect", interpolation="nearest", seed=seed + 1
-            )
-        )
+        layers.append(RandomPixelShift(args["augment_translate"], seed=seed + 1))
     if args["augment_randaugment"]:
         layers.append(keras.layers.RandAugment(value_range=(0, 255), seed=seed + 2))
     if args["augment_erasing"]:
@@ -32,6 +25,42 @@ def make_augmenter(args, seed):
             keras.layers.RandomErasing(factor=args["augment_erasing"], value_range=(0, 255), seed=seed + 3)
         )
     return keras.Sequential(layers, name="augmentation") if layers else None
+
+
+@keras.saving.register_keras_serializable(package="cifar10")
+class RandomPixelShift(keras.layers.Layer):
+    """Shifts each image by whole pixels, up to `fraction` of its side each way (every shift
+    equally likely), the border filled by mirroring: a random crop of the reflect-padded image, as
+    airbench and the classic CIFAR recipes take. Identity at inference.
+
+    Two gathers per batch, where Keras's RandomTranslation runs a projective transform (slower on
+    CPU), and whose `nearest` rounding of a continuous shift makes the largest shifts half as likely.
+    """
+
+    def __init__(self, fraction, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.fraction = fraction
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        height, width = images.shape[1], images.shape[2]
+        reach_rows, reach_cols = round(self.fraction * height), round(self.fraction * width)
+        padding = [[0, 0], [reach_rows, reach_rows], [reach_cols, reach_cols], [0, 0]]
+        padded = tf.pad(images, padding, "REFLECT")
+        batch = (tf.shape(images)[0], 1)
+        first_row = keras.random.randint(batch, 0, 2 * reach_rows + 1, seed=self.seed_generator)
+        first_col = keras.random.randint(batch, 0, 2 * reach_cols + 1, seed=self.seed_generator)
+        rows = tf.gather(padded, first_row + tf.range(height), batch_dims=1)
+        return tf.gather(rows, first_col + tf.range(width), axis=2, batch_dims=1)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "fraction": self.fraction, "seed": self.seed}
 
 
 def make_mixers(args, seed):
@@ -81,8 +110,9 @@ def make_dataset(
             _to_float_one_hot, num_parallel_calls=tf.data.AUTOTUNE
         )
         return batches.prefetch(tf.data.AUTOTUNE)
-    passes = _training_passes(split, seed, alternating_flip)
-    batches = passes.batch(batch_size).map(_to_float_one_hot, num_parallel_calls=tf.data.AUTOTUNE)
+    batches = _training_batches(split, batch_size, seed, alternating_flip).map(
+        _to_float_one_hot, num_parallel_calls=tf.data.AUTOTUNE
+    )
     if augmenter is not None:
         # Sequential on purpose: the random layers advance a shared seed state, and
         # parallel calls would take its values in a racy order (runs not repeatable).
@@ -92,9 +122,10 @@ def make_dataset(
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def _training_passes(split, seed, alternating_flip):
-    """Unbatched (image, label) examples: pass after pass over `split`, each freshly shuffled.
+def _training_batches(split, batch_size, seed, alternating_flip):
+    """Batches of (image, label): pass after pass over `split`, each freshly shuffled.
 
+    The alternating flip works on whole batches (one `where` each, not one per image).
     A run resumed from its epoch backup starts the stream again at its first pass.
     """
     count = len(split)
@@ -102,14 +133,18 @@ def _training_passes(split, seed, alternating_flip):
     examples = tf.data.Dataset.from_tensor_slices((split.images, split.labels, mirrored_on_even_passes))
     stream = examples.shuffle(count, seed=seed, reshuffle_each_iteration=True).repeat().enumerate()
 
-    def example(position, item):
-        image, label, mirrored = item
-        if alternating_flip:
-            odd_pass = tf.equal((position // count) % 2, 1)
-            image = tf.where(mirrored != odd_pass, tf.reverse(image, axis=[1]), image)
-        return image, label
+    def mirrored_alternately(positions, batch):
+        images, labels, mirrored = batch
+        odd_pass = tf.equal((positions // count) % 2, 1)
+        flip = tf.reshape(mirrored != odd_pass, (-1, 1, 1, 1))
+        return tf.where(flip, tf.reverse(images, axis=[2]), images), labels
 
-    return stream.map(example)
+    def unchanged(positions, batch):
+        images, labels, _ = batch
+        return images, labels
+
+    choice = mirrored_alternately if alternating_flip else unchanged
+    return stream.batch(batch_size).map(choice, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _to_float_one_hot(images, labels):

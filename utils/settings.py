@@ -106,7 +106,8 @@ SETTINGS = {
     "augment_translate": Setting(
         0.125,
         (float, int),
-        "Random translation as a fraction of the image side (0.125 = up to 4 pixels); 0 turns it off.",
+        "Random translation by whole pixels, up to this fraction of the image side each way (0.125 = up "
+        "to 4 pixels, every shift equally likely, the border mirrored); 0 turns it off.",
         _between(0, 0.5),
         "a number in [0, 0.5]",
     ),
