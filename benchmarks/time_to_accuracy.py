@@ -31,7 +31,7 @@ from models.pretrained import is_pretrained  # noqa: E402
 from utils import data as cifar  # noqa: E402
 from utils.config import args_for_model, resolve_args  # noqa: E402
 from utils.environment import prepare_session  # noqa: E402
-from utils.evaluation import evaluate, loss_and_accuracy, predict  # noqa: E402
+from utils.evaluation import evaluate, forward_passes, loss_and_accuracy  # noqa: E402
 from utils.experiment import build_for_run, make_datasets, train_one  # noqa: E402
 from utils.features import feature_split  # noqa: E402
 from utils.overrides import parse_override  # noqa: E402
@@ -43,7 +43,8 @@ BUDGETS = ("300", "600", "1800")  # seconds of training, for equal-budget compar
 
 
 class TestAccuracyPerEpoch(keras.callbacks.Callback):
-    """Measures the test accuracy after every epoch, timing itself apart from training.
+    """Measures the test accuracy (plain and with flip TTA) after every epoch, timing itself apart
+    from training.
 
     While a phase fits only the head on cached backbone features, the head is measured on
     the test images' cached features (extracted once, outside the training time), which
@@ -64,10 +65,12 @@ class TestAccuracyPerEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         start = time.perf_counter()
         if self.model is self.full_model:
-            model, dataset = self.full_model, self.test_dataset
-        else:
-            model, dataset = self.model, self.test_feature_dataset()
-        _, accuracy = loss_and_accuracy(*predict(model, dataset))
+            plain, mirrored, labels = forward_passes(self.model, self.test_dataset, mirror=True)
+            _, accuracy_tta = loss_and_accuracy((plain + mirrored) / 2, labels)
+        else:  # cached features have no mirror images
+            plain, _, labels = forward_passes(self.model, self.test_feature_dataset(), False)
+            accuracy_tta = None
+        _, accuracy = loss_and_accuracy(plain, labels)
         self.eval_seconds += time.perf_counter() - start
         self.epochs.append(
             {
@@ -76,6 +79,7 @@ class TestAccuracyPerEpoch(keras.callbacks.Callback):
                 "train_loss": logs["loss"],
                 "val_accuracy": logs.get("val_accuracy"),
                 "test_accuracy": accuracy,
+                "test_accuracy_tta": accuracy_tta,
             }
         )
 

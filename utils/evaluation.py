@@ -25,11 +25,11 @@ def predict(model, dataset, flip_tta=False):
     With `flip_tta`, each probability is the mean over the image and its mirror image
     (horizontal-flip test-time augmentation).
     """
-    plain, mirrored, labels = _forward(model, dataset, mirror=flip_tta)
+    plain, mirrored, labels = forward_passes(model, dataset, mirror=flip_tta)
     return ((plain + mirrored) / 2 if flip_tta else plain), labels
 
 
-def _forward(model, dataset, mirror):
+def forward_passes(model, dataset, mirror):
     """(probabilities, probabilities of the mirror images or None, labels), one pass each.
 
     Batches go through the model's compiled predict step: calling the model eagerly kept about
@@ -60,7 +60,7 @@ def evaluate(trained, test_dataset):
 def evaluate_and_predict(trained, test_dataset):
     """(comparison row, test-set probabilities without TTA), so the analysis needs no second pass."""
     start = time.perf_counter()
-    plain, mirrored, labels = _forward(trained.model, test_dataset, mirror=True)
+    plain, mirrored, labels = forward_passes(trained.model, test_dataset, mirror=True)
     loss, accuracy = loss_and_accuracy(plain, labels)
     _, accuracy_tta = loss_and_accuracy((plain + mirrored) / 2, labels)
     row = {
