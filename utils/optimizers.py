@@ -202,7 +202,11 @@ def _muon_for_matrices(args, learning_rate, rate_factors, matrices):
 
 
 def base_learning_rate(optimizer):
-    """The learning rate `args['learning_rate']` schedules (a MultiOptimizer's default part's)."""
+    """The learning rate `args['learning_rate']` schedules: a MultiOptimizer's default part's,
+    through the LossScaleOptimizer that Keras wraps around it under mixed_float16 (whose own
+    `learning_rate` raises on a MultiOptimizer)."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer = optimizer.inner_optimizer
     if isinstance(optimizer, keras.optimizers.MultiOptimizer):
         optimizer = optimizer.optimizers[-1]
     return optimizer.learning_rate
