@@ -13,6 +13,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from utils.versions import exit_if_unsupported  # noqa: E402
+
+exit_if_unsupported()  # an old Python, TensorFlow or Keras: one line, before any work
+
 from utils.errors import ProjectError  # noqa: E402
 from utils.prediction import classify_files, load_classifier  # noqa: E402
 

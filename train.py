@@ -14,13 +14,17 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from utils.versions import exit_if_unsupported  # noqa: E402
+
+exit_if_unsupported()  # an old Python, TensorFlow or Keras: one line, before any work
+
 import matplotlib.pyplot as plt  # noqa: E402
 
 from utils import data as cifar  # noqa: E402
 from utils.analysis import compare_analyses  # noqa: E402
 from utils.config import resolve_args  # noqa: E402
 from utils.distribution import describe_distribution, is_chief, worker_output_dir  # noqa: E402
-from utils.environment import flush_drive, output_root, prepare_session  # noqa: E402
+from utils.environment import download_folder, flush_drive, output_root, prepare_session  # noqa: E402
 from utils.errors import ProjectError  # noqa: E402
 from utils.evaluation import evaluate_and_predict, markdown_table, save_comparison  # noqa: E402
 from utils.experiment import (  # noqa: E402
@@ -80,7 +84,7 @@ def run_pipeline(args):
     run = open_run(args, worker_output_dir(args) or output_root(args))
     print(f"Run folder: {run.path} ({'resumed' if run.resumed else 'new'}); default precision {policy}")
     print(describe_distribution(args))
-    data = cifar.prepare_data(args)
+    data = cifar.prepare_data(args, download_folder(args))
     print(json.dumps(cifar.describe(data), indent=1))
     datasets = make_datasets(data, args)
     built = [build_for_run(name, args) for name in args["models"]]  # missing weights fail before training

@@ -17,6 +17,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+from utils.versions import exit_if_unsupported  # noqa: E402
+
+exit_if_unsupported()  # an old Python, TensorFlow or Keras: one line, before any work
+
 from utils.config import resolve_args  # noqa: E402
 from utils.environment import output_root  # noqa: E402
 from utils.errors import ConfigError, ProjectError  # noqa: E402

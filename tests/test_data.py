@@ -107,13 +107,29 @@ def test_pickle_that_runs_code_is_refused_without_running(tmp_path):
 def test_download_failure_explains_local_copy(monkeypatch):
     import keras
 
-    def offline():
+    def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
+    monkeypatch.setattr(keras.utils, "get_file", offline)
     monkeypatch.delenv("CIFAR10_DATA", raising=False)
     with pytest.raises(DataError, match="data_path.*CIFAR10_DATA"):
         cifar.load_cifar10(None)
+
+
+def test_download_goes_to_the_folder_asked_and_is_read_safely(monkeypatch, tiny_archive, tmp_path):
+    import keras
+
+    calls = []
+
+    def fetched(fname, origin, file_hash, cache_dir, cache_subdir):
+        calls.append((fname, origin, file_hash, cache_dir, cache_subdir))
+        return tiny_archive
+
+    monkeypatch.setattr(keras.utils, "get_file", fetched)
+    monkeypatch.delenv("CIFAR10_DATA", raising=False)
+    train, test = cifar.load_cifar10(None, download_to=str(tmp_path))
+    assert calls == [("cifar-10-python.tar.gz", cifar.CIFAR10_URL, cifar.CIFAR10_SHA256, str(tmp_path), "")]
+    assert (len(train), len(test)) == (150, 40)
 
 
 def test_stratified_split_keeps_class_balance_and_no_overlap(tiny_archive):

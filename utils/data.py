@@ -168,20 +168,29 @@ def load_local(path):
     return Split(*train), Split(*test)
 
 
-def _download_with_keras():
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+
+
+def download_cifar10(folder=None):
+    """The path of the official archive, downloaded once by Keras (checksum verified) into
+    `folder`, or Keras's cache (~/.keras/datasets) when None; read like any local copy."""
     import keras
 
     try:
-        (x_train, y_train), (x_test, y_test) = keras.datasets.cifar10.load_data()
+        return keras.utils.get_file(
+            "cifar-10-python.tar.gz",
+            origin=CIFAR10_URL,
+            file_hash=CIFAR10_SHA256,
+            cache_dir=folder,
+            cache_subdir="" if folder else "datasets",
+        )
     except Exception as error:  # the download raises many kinds of network errors
         raise DataError(
             f"Downloading CIFAR-10 with Keras failed ({error}). Without internet, use a local "
             "copy: set args['data_path'] (or the CIFAR10_DATA environment variable) to "
             f"cifar-10-python.tar.gz or its extracted {BATCH_FOLDER} folder."
         ) from error
-    return Split(x_train, y_train.reshape(-1).astype(np.int64)), Split(
-        x_test, y_test.reshape(-1).astype(np.int64)
-    )
 
 
 def resolve_data_path(data_path):
@@ -189,10 +198,10 @@ def resolve_data_path(data_path):
     return data_path or os.environ.get(ENV_VARIABLE) or None
 
 
-def load_cifar10(data_path=None):
-    """Load the full train and test splits from a local copy or the Keras download."""
-    path = resolve_data_path(data_path)
-    return load_local(path) if path else _download_with_keras()
+def load_cifar10(data_path=None, download_to=None):
+    """Load the full train and test splits from a local copy, else from the official archive
+    downloaded into `download_to` (None: Keras's cache)."""
+    return load_local(resolve_data_path(data_path) or download_cifar10(download_to))
 
 
 def take_per_class(split, per_class):
@@ -222,9 +231,10 @@ def stratified_split(split, val_fraction, seed):
     )
 
 
-def prepare_data(args):
-    """Load CIFAR-10 and split it as `args` asks (small_run subset, validation split)."""
-    train, test = load_cifar10(args["data_path"])
+def prepare_data(args, download_to=None):
+    """Load CIFAR-10 and split it as `args` asks (small_run subset, validation split); a download
+    goes to `download_to` (None: Keras's cache)."""
+    train, test = load_cifar10(args["data_path"], download_to)
     if args["small_run"]:
         train = take_per_class(train, SMALL_RUN_TRAIN_PER_CLASS)
         test = take_per_class(test, SMALL_RUN_TEST_PER_CLASS)

@@ -1,34 +1,39 @@
-"""Session preparation: Colab detection, seeding and the precision policy by hardware."""
+"""Session preparation: Google Drive on Colab, seeding, the precision policy by hardware, and a
+one-line description of the runtime."""
 
 import os
-import subprocess
-import sys
+import platform
 
 import keras
 
+from utils.colab_setup import in_colab
 from utils.distribution import configure_cpu_devices
 
 DRIVE_MOUNT = "/content/drive"
 DRIVE_FOLDER = os.path.join(DRIVE_MOUNT, "MyDrive")
+DRIVE_DATA_FOLDER = os.path.join(DRIVE_FOLDER, "cifar10_data")
 
 
-def in_colab():
-    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+def _on_drive(args):
+    """Whether run folders and the downloaded data go to Google Drive (mounted on first use)."""
+    if not (args["mount_drive"] and in_colab()):
+        return False
+    if not os.path.isdir(DRIVE_FOLDER):
+        from google.colab import drive  # available on Colab only
 
-
-def install_requirements(requirements="requirements.txt"):
-    """Colab only: pip-install the project's requirements (elsewhere the user's env has them)."""
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", requirements], check=True)
+        drive.mount(DRIVE_MOUNT)
+    return True
 
 
 def output_root(args):
     """Where run folders go: Google Drive when asked for on Colab, else args['output_dir']."""
-    if args["mount_drive"] and in_colab():
-        from google.colab import drive  # available on Colab only
+    return os.path.join(DRIVE_FOLDER, args["output_dir"]) if _on_drive(args) else args["output_dir"]
 
-        drive.mount(DRIVE_MOUNT)
-        return os.path.join(DRIVE_FOLDER, args["output_dir"])
-    return args["output_dir"]
+
+def download_folder(args):
+    """Where a downloaded CIFAR-10 archive is kept: on Drive when asked for on Colab (a new machine
+    after a disconnect finds it there), else None (Keras's cache, ~/.keras)."""
+    return DRIVE_DATA_FOLDER if _on_drive(args) else None
 
 
 def flush_drive(args):
@@ -96,6 +101,21 @@ def choose_jit_compile(requested="auto"):
     if requested != "auto":
         return requested
     return "auto" if _gpu_compute_capability() is not None else False
+
+
+def describe_runtime():
+    """One line: Python, TensorFlow and Keras versions, the accelerator and the default precision."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    names = [tf.config.experimental.get_device_details(gpu).get("device_name", gpu.name) for gpu in gpus]
+    accelerator = (
+        ", ".join(names) if names else f"none (CPU{', bfloat16 capable' if _cpu_has_bf16() else ''})"
+    )
+    return (
+        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}; "
+        f"accelerator: {accelerator}; precision policy (auto): {choose_precision('auto')}"
+    )
 
 
 def prepare_session(args):

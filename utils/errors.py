@@ -42,3 +42,11 @@ class ImageFileError(ProjectError):
 
 class TuningError(ProjectError):
     """A hyperparameter search cannot start or go on (e.g. a worker cannot reach its chief)."""
+
+
+class VersionError(ProjectError):
+    """Python, TensorFlow or Keras is older than the project supports."""
+
+
+class InstallError(ProjectError):
+    """The Colab install step could not install what is missing without replacing an installed package."""
