@@ -1,5 +1,6 @@
 # `make train ARGS="--set key=value ..."` runs the pipeline; `make test` runs the test suite.
-# Both create the virtual environment .venv on first use.
+# Both create the virtual environment .venv on first use. `make test-colab` runs the notebook on
+# Colab's pinned stack in a fresh .venv-colab (.ci/colab_stack.sh).
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 
@@ -9,7 +10,7 @@ $(VENV)/installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-.PHONY: setup train test lint
+.PHONY: setup train test test-colab lint
 setup: $(VENV)/installed
 
 train: setup
@@ -17,6 +18,9 @@ train: setup
 
 test: setup
 	$(PYTHON) -m pytest
+
+test-colab:
+	bash .ci/colab_stack.sh
 
 lint: setup
 	$(PYTHON) -m ruff check .

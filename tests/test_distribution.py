@@ -59,32 +59,17 @@ def test_only_the_chief_writes_a_multi_worker_run(monkeypatch, cluster, task, ch
 
 
 def test_distribute_and_cpu_devices_are_validated():
-    with pytest.raises(ConfigError, match='"none", "mirrored", "multi_worker" or "tpu"'):
+    with pytest.raises(ConfigError, match='"none", "mirrored" or "multi_worker"'):
         resolve_args({"distribute": "horovod"})
     with pytest.raises(ConfigError, match="cpu_devices"):
         resolve_args({"cpu_devices": 0})
 
 
-TPU_CHECK = """
-from utils.config import resolve_args
-from utils.distribution import distribution_strategy
-from utils.errors import ConfigError
-
-try:
-    distribution_strategy(resolve_args({"distribute": "tpu"}))
-except ConfigError as error:
-    print("ConfigError:", error)
-"""
-
-
-def test_tpu_choice_without_a_tpu_is_refused_clearly():
-    """In a fresh process: connecting to a TPU changes TensorFlow's context for the process."""
-    env = {key: value for key, value in os.environ.items() if key != "TPU_NAME"}
-    result = subprocess.run(
-        [sys.executable, "-c", TPU_CHECK], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert "ConfigError: args['distribute'] = 'tpu' found no TPU 'local'" in result.stdout
-    assert "Runtime > Change runtime type > TPU" in result.stdout
+def test_tpu_is_not_offered():
+    """Colab's TPU runtimes ship no TensorFlow and no TPU path was ever run: the choice is refused."""
+    accepted = '"none", "mirrored" or "multi_worker"'
+    with pytest.raises(ConfigError, match=f"distribute.*'tpu'.*{accepted}"):
+        resolve_args({"distribute": "tpu"})
 
 
 def test_cpu_devices_after_tensorflow_started_says_so():

@@ -8,8 +8,6 @@ the scope models are built and trained under.
   variable lists; each host runs the same command with its own task index. The chief (task 0 of
   "chief", else of "worker") writes the run folder and tests the model; the others train into a
   scratch folder of their own.
-- "tpu": `TPUStrategy` over the TPU of this machine (Colab's TPU runtime, a Cloud TPU VM), or the
-  one the `TPU_NAME` environment variable names.
 
 `args['batch_size']` is the global batch (split across all replicas) and `learning_rate` applies
 to it as it is: the same args give the same optimisation on any number of replicas. Scaling the
@@ -101,29 +99,9 @@ class _MultiWorkerStrategy(tf.distribute.MultiWorkerMirroredStrategy):
         return tf.nest.map_structure(reduce_one, value)
 
 
-def _tpu_strategy():
-    """TPUStrategy over the local TPU, or the one TPU_NAME names (connected and initialised).
-
-    Raises:
-        ConfigError: when no such TPU answers.
-    """
-    name = os.environ.get("TPU_NAME", "local")
-    try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver.connect(tpu=name)
-    except (ValueError, tf.errors.OpError) as error:
-        reason = str(error).splitlines()[0][:160]
-        raise ConfigError(
-            f"args['distribute'] = 'tpu' found no TPU {name!r} ({reason}). On Colab choose Runtime > "
-            "Change runtime type > TPU; elsewhere name the TPU in TPU_NAME, or use 'mirrored' for GPUs."
-        ) from None
-    return tf.distribute.TPUStrategy(resolver)
-
-
 @functools.cache
 def _strategy(kind, tf_config):
     """One strategy per process and kind (TensorFlow allows one multi-worker strategy)."""
-    if kind == "tpu":
-        return _tpu_strategy()
     if kind == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         devices = gpus or tf.config.list_logical_devices("CPU")

@@ -334,12 +334,12 @@ SETTINGS = {
         (str,),
         "Data-parallel training (utils/distribution.py): none; mirrored (every local GPU, else every "
         "logical CPU device); multi_worker (the hosts in the TF_CONFIG environment variable, each "
-        "running the same command); tpu (the local TPU, e.g. Colab's, or the one TPU_NAME names). "
+        "running the same command). No TPU: Colab's TPU runtimes ship no TensorFlow. "
         "batch_size is the global batch, split across replicas, and "
         "learning_rate applies to it unchanged; to keep the per-replica batch when adding replicas, "
         "scale both by the same factor (linear rule).",
-        _one_of("none", "mirrored", "multi_worker", "tpu"),
-        '"none", "mirrored", "multi_worker" or "tpu"',
+        _one_of("none", "mirrored", "multi_worker"),
+        '"none", "mirrored" or "multi_worker"',
     ),
     "cpu_devices": Setting(
         None,
