@@ -324,7 +324,8 @@ SETTINGS = {
         "auto",
         (str, bool),
         "Compile train steps with XLA: auto (off on CPUs, where it measured slower; Keras's "
-        "choice on GPUs), true or false.",
+        "choice on GPUs), true or false. Every registered model and the progressive-resizing "
+        "fine-tune compile (tests/test_xla.py), so none turns it off for itself.",
         lambda value: value in ("auto", True, False),
         '"auto", true or false',
     ),
@@ -421,7 +422,12 @@ SETTINGS = {
         "Name of this run's folder; null: a time stamp, or the "
         "unfinished run with identical args, which is then resumed.",
     ),
-    "mount_drive": Setting(False, (bool,), "Colab only: mount Google Drive and write output_dir there."),
+    "mount_drive": Setting(
+        False,
+        (bool,),
+        "Colab only: mount Google Drive and keep output_dir and the downloaded CIFAR-10 there (a new "
+        "machine after a disconnect resumes the run).",
+    ),
     "seed": Setting(42, (int,), "Seed of every random generator (data split, init, augmentation)."),
     "feature_cache": Setting(
         True,
