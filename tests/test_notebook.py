@@ -65,8 +65,12 @@ def test_notebook_runs_top_to_bottom(tiny_archive, tmp_path):
         "per_class_f1.png",
     ):
         assert (run_dir / figure).is_file()
+    (exported,) = run_dir.glob("*/export/export.json")  # "Use your model": the best model's exports
+    formats = read_json(str(exported))["formats"]
+    assert list(formats) == ["saved_model", "tflite", "tflite_float16", "tflite_int8", "onnx"]
+    assert all(formats[name]["passes"] for name in ("saved_model", "tflite", "onnx"))
     text = executed.read_text()
-    assert "Best model:" in text and "wins by" in text
+    assert "Best model:" in text and "wins by" in text and "| tflite_int8 |" in text
     assert "transfer learning helps most on" in text and "Most robust to the corruptions" in text
 
 

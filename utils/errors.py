@@ -50,3 +50,7 @@ class VersionError(ProjectError):
 
 class InstallError(ProjectError):
     """The Colab install step could not install what is missing without replacing an installed package."""
+
+
+class ExportError(ProjectError):
+    """A model cannot be exported in a format (the message names the format and what blocks it)."""

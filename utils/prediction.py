@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -18,27 +19,49 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 @dataclasses.dataclass
 class Classifier:
-    """A saved model and the temperature fitted for it (None: probabilities as trained)."""
+    """A model's calibrated class probabilities, and the temperature behind them (None: as trained)."""
 
-    model: keras.Model
+    predict: Callable[[np.ndarray], np.ndarray]
     temperature: float | None
 
-    def probabilities(self, images, batch_size=32):
-        raw = class_probabilities(self.model, images, batch_size)
-        return raw if self.temperature is None else apply_temperature(raw, self.temperature)
+    def probabilities(self, images):
+        return self.predict(np.asarray(images, dtype=np.float32))
 
 
-def load_classifier(model_path):
-    """The model saved at `model_path` (a .keras file), with the temperature in its folder."""
-    if not os.path.isfile(model_path):
-        raise ModelFileError(f"Model file {model_path} does not exist; pass a run's <model>/best.keras.")
+def _keras_classifier(model_path):
     try:
         model = keras.models.load_model(model_path, compile=False)
     except Exception as error:  # Keras raises many kinds of errors for a broken file
         raise ModelFileError(
             f"Model file {model_path} could not be loaded as a Keras model: {error}"
         ) from error
-    return Classifier(model, saved_temperature(os.path.dirname(model_path)))
+    temperature = saved_temperature(os.path.dirname(model_path))
+
+    def predict(images):
+        raw = class_probabilities(model, images, batch_size=32)
+        return raw if temperature is None else apply_temperature(raw, temperature)
+
+    return Classifier(predict, temperature)
+
+
+def load_classifier(model_path):
+    """The model at `model_path`: a .keras file (with the temperature in its folder), or an export
+    (SavedModel folder, .tflite, .onnx) whose graph holds its temperature already."""
+    if model_path.endswith(".keras") and os.path.isfile(model_path):
+        return _keras_classifier(model_path)
+    if not os.path.exists(model_path):
+        raise ModelFileError(
+            f"Model file {model_path} does not exist; pass a run's <model>/best.keras or one of its exports."
+        )
+    from utils.export import export_temperature, load_export  # TensorFlow's converters load late
+
+    return Classifier(batched_predictor(load_export(model_path).predict), export_temperature(model_path))
+
+
+def batched_predictor(predict, batch_size=256):
+    return lambda images: np.concatenate(
+        [predict(images[start : start + batch_size]) for start in range(0, len(images), batch_size)]
+    )
 
 
 def image_files(paths):
