@@ -1,5 +1,8 @@
 """Classify your own images: `python predict.py photo.jpg folder/ --model RUN/MODEL/best.keras`.
 
+--model takes a run's .keras model or one of its exports (export.py: a SavedModel folder, a .tflite or
+an .onnx file), each run by its own runtime, with the same answers.
+
 PNG and JPEG files of any size are resized to 32x32 with anti-aliasing; the top-3 classes are
 printed with their probabilities, calibrated by the temperature fitted for the model when its
 run folder has one. A missing, unreadable or non-image file gets a one-line error naming it and
@@ -26,7 +29,11 @@ def parse_command_line(argv):
     parser.add_argument(
         "paths", nargs="+", metavar="IMAGE_OR_FOLDER", help="PNG/JPEG files or folders of them"
     )
-    parser.add_argument("--model", required=True, help="a saved model, e.g. runs/NAME/custom_cnn/best.keras")
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="a saved model (runs/NAME/custom_cnn/best.keras) or its export (SavedModel, .tflite, .onnx)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     parser.add_argument("--top", type=int, default=3, help="how many classes to print per image")
     options = parser.parse_args(argv)

@@ -142,3 +142,25 @@ def test_export_command_refuses_bad_input_in_one_line(tmp_path, capsys, tiny_arc
 
 def test_export_command_lists_the_library_formats():
     assert export_script.FORMATS == FORMATS
+
+
+def test_a_format_a_model_cannot_take_is_named_with_its_op(monkeypatch, data, tmp_path):
+    """A converter's refusal becomes one line naming the model, the format and the op."""
+    import utils.export
+
+    folder = str(tmp_path / "run" / "lenet")
+    trained_model_folder("lenet", "float32", data, folder)
+
+    def refuse(saved_model_dir, format_name, representative_images):
+        class Refusing:
+            def convert(self):
+                raise RuntimeError(
+                    "loc(...): 'tf.ImageProjectiveTransformV3' op is neither a custom op nor a flex op"
+                )
+
+        return Refusing()
+
+    monkeypatch.setattr(utils.export, "_tflite_converter", refuse)
+    with pytest.raises(utils.export.ExportError) as raised:
+        export_model(folder, ["tflite_int8"], str(tmp_path / "out"), data)
+    assert str(raised.value) == "lenet cannot be exported as tflite_int8: the op ImageProjectiveTransformV3."
