@@ -164,3 +164,21 @@ def test_a_format_a_model_cannot_take_is_named_with_its_op(monkeypatch, data, tm
     with pytest.raises(utils.export.ExportError) as raised:
         export_model(folder, ["tflite_int8"], str(tmp_path / "out"), data)
     assert str(raised.value) == "lenet cannot be exported as tflite_int8: the op ImageProjectiveTransformV3."
+
+
+def test_export_parity_record_names_its_command_commit_and_machine(data, tiny_archive, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "export_parity", os.path.join(ROOT, "benchmarks", "export_parity.py")
+    )
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    folder = str(tmp_path / "run" / "lenet")
+    trained_model_folder("lenet", "float32", data, folder)
+    out = tmp_path / "record.json"
+    script.main(["--model", folder, "--data", tiny_archive, "--out", str(out)])
+    record = json.loads(out.read_text())
+    assert record["command"].startswith("python benchmarks/export_parity.py --model")
+    assert len(record["commit"]) == 40 and record["machine"]["cpu"]
+    assert list(record["formats"]) == list(FORMATS) and record["temperature"] == TEMPERATURE

@@ -1,0 +1,53 @@
+"""Export parity record: a trained run's model exported in every format and checked on the test set.
+
+    python benchmarks/export_parity.py --model runs/NAME/fast_cnn --data PATH \\
+        --out benchmarks/results/export_fast_cnn_muon.json
+
+The record holds utils.export's parity per format (top-1 agreement with the .keras model, accuracy,
+largest probability difference, size, single-image and 256-image latency on this CPU, the ops int8
+keeps in float), the run's args, and the command, commit and machine that made it. Latencies are of
+this machine with nothing else running; compare them only within one record.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import utils  # noqa: E402, F401  (first: it sets TensorFlow's flags before TensorFlow loads)
+
+# isort: split
+
+from benchmarks.step_versus_revision import git  # noqa: E402
+from benchmarks.time_to_accuracy import machine_description  # noqa: E402
+from utils.config import resolve_args  # noqa: E402
+from utils.data import prepare_data  # noqa: E402
+from utils.export import FORMATS, export_model  # noqa: E402
+from utils.runs import read_json, write_json  # noqa: E402
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="a run's model folder (RUN/MODEL)")
+    parser.add_argument("--data", required=True, help="cifar-10-python.tar.gz or its folder")
+    parser.add_argument("--out", required=True, help="the JSON record to write")
+    options = parser.parse_args(argv)
+    data = prepare_data(resolve_args({"data_path": options.data, "val_fraction": 0}))
+    with tempfile.TemporaryDirectory() as folder:
+        exported = export_model(options.model, FORMATS, folder, data)
+    run_args = read_json(os.path.join(os.path.dirname(os.path.normpath(options.model)), "args.json"))
+    record = {
+        "command": " ".join(["python", "benchmarks/export_parity.py", *(argv or sys.argv[1:])]),
+        "commit": git("rev-parse", "HEAD"),
+        "machine": machine_description(),
+        "run_args": run_args,
+        **exported,
+    }
+    write_json(options.out, record)
+    print(f"Record: {options.out}")
+
+
+if __name__ == "__main__":
+    main()
