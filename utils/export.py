@@ -100,7 +100,9 @@ def calibrated(model, temperature):
     if temperature is None:
         return model
     inputs = keras.Input(model.input_shape[1:], name="images")
-    return keras.Model(inputs, Temperature(temperature, name="temperature")(model(inputs)), name=model.name)
+    # float32 whatever the global policy (a notebook's is often mixed): TFLite has no bfloat16 Log.
+    scaled = Temperature(temperature, dtype="float32", name="temperature")(model(inputs))
+    return keras.Model(inputs, scaled, name=model.name)
 
 
 def _blocking_op(error):
