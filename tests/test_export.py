@@ -95,6 +95,8 @@ def test_every_family_exports_and_each_runtime_agrees_in_a_fresh_process(name, d
             assert row["agreement"] >= 0.999 and row["passes"], format_name
         assert row["size_bytes"] > 0 and row["latency_ms_one_image"] > 0
     assert record["formats"]["tflite_int8"]["size_bytes"] < record["formats"]["tflite"]["size_bytes"] / 2
+    assert record["formats"]["tflite"]["float_ops"] == []  # listed for quantized models only
+    assert "DELEGATE" not in record["formats"]["tflite_int8"]["float_ops"]
 
 
 def test_predict_answers_the_same_from_an_export(data, tmp_path):

@@ -183,7 +183,6 @@ def write_exports(model, formats, folder, representative_images):
 class LoadedExport:
     """An exported model loaded by its own runtime: `predict(images) -> probabilities`."""
 
-    format: str
     predict: object
     float_ops: list  # TFLite int8: the op types left computing in float
 
@@ -209,12 +208,14 @@ def _tflite_predictor(path):
 
 
 def float_op_types(path):
-    """Op types of a TFLite model that read float32 tensors (quantize / dequantize aside), read
-    without the default delegate, which would hide the ops it takes over."""
+    """Op types of a quantized TFLite model that read float32 tensors (quantize / dequantize aside;
+    none for a float model), read without the default delegate, which would hide the ops it takes."""
     without_delegates = tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     interpreter = _interpreter(path, experimental_op_resolver_type=without_delegates)
     interpreter.allocate_tensors()
     tensors = {detail["index"]: detail["dtype"] for detail in interpreter.get_tensor_details()}
+    if np.int8 not in tensors.values():
+        return []
     kinds = set()
     for op in interpreter._get_ops_details():  # TFLite's only per-op listing
         if op["op_name"] in ("QUANTIZE", "DEQUANTIZE"):
@@ -229,19 +230,17 @@ def load_export(path):
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb")):
         saved = tf.saved_model.load(path)  # kept by the closure: its variables die with it
         serve = lambda images: saved.serve(tf.constant(images, tf.float32)).numpy()  # noqa: E731
-        return LoadedExport("saved_model", serve, [])
+        return LoadedExport(serve, [])
     if path.endswith(".tflite") and os.path.isfile(path):
         predict = _tflite_predictor(path)
         predict(np.zeros((1, 32, 32, 3), np.float32))
-        return LoadedExport("tflite", predict, float_op_types(path) if path.endswith("_int8.tflite") else [])
+        return LoadedExport(predict, float_op_types(path))
     if path.endswith(".onnx") and os.path.isfile(path):
         import onnxruntime
 
         session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        return LoadedExport(
-            "onnx", lambda images: session.run(None, {name: images.astype(np.float32)})[0], []
-        )
+        return LoadedExport(lambda images: session.run(None, {name: images.astype(np.float32)})[0], [])
     raise ModelFileError(f"{path}: not an exported model (a SavedModel folder, a .tflite or an .onnx file).")
 
 
