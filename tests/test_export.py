@@ -128,7 +128,7 @@ def test_export_command_refuses_bad_input_in_one_line(tmp_path, capsys, tiny_arc
     empty.mkdir(parents=True)
     assert export_script.main([str(empty)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        f"error: {empty}: no model to export; pass a run's model folder (RUN/MODEL) or its best.keras."
+        f"error: {empty}: no model to export; pass a run's model folder (RUN/MODEL) or its .keras file."
     ]
     (empty / "best.keras").write_text("not read before the checks")
     assert export_script.main([str(empty), "--formats", "tflite,coreml"]) == 2
@@ -183,3 +183,15 @@ def test_export_parity_record_names_its_command_commit_and_machine(data, tiny_ar
     assert record["command"].startswith("python benchmarks/export_parity.py --model")
     assert len(record["commit"]) == 40 and record["machine"]["cpu"]
     assert list(record["formats"]) == list(FORMATS) and record["temperature"] == TEMPERATURE
+
+
+def test_a_run_without_validation_exports_its_final_model(tmp_path):
+    """A run trained on every image (val_fraction 0) tests and keeps final.keras, not best.keras."""
+    from utils.export import model_file
+
+    folder = tmp_path / "run" / "fast_cnn"
+    folder.mkdir(parents=True)
+    (folder / "final.keras").write_text("")
+    assert model_file(str(folder)) == str(folder / "final.keras")
+    (folder / "best.keras").write_text("")
+    assert model_file(str(folder)) == str(folder / "best.keras")  # the validation-chosen one first

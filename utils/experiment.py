@@ -19,7 +19,7 @@ from utils.optimizers import steps_per_epoch
 from utils.pipeline import make_augmenter, make_dataset, make_mixers
 from utils.plots import history_figure, save_figure
 from utils.runs import read_run_args
-from utils.training import FINAL_MODEL_FILE, train_model, trained_from_folder
+from utils.training import FINAL_MODEL_FILE, tested_model_file, train_model, trained_from_folder
 
 
 @dataclasses.dataclass
@@ -139,10 +139,9 @@ def load_run_models(run_path):
     trained = []
     for name in read_run_args(run_path)["models"]:
         model_dir = os.path.join(run_path, name)
-        saved = [os.path.join(model_dir, file) for file in (BEST_MODEL_FILE, FINAL_MODEL_FILE)]
-        saved = [path for path in saved if os.path.isfile(path)]
+        saved = tested_model_file(model_dir)
         if saved:
-            trained.append(trained_from_folder(name, keras.models.load_model(saved[0]), model_dir))
+            trained.append(trained_from_folder(name, keras.models.load_model(saved), model_dir))
     if not trained:
         raise RunFolderError(f"{run_path} holds no trained model ({BEST_MODEL_FILE} or {FINAL_MODEL_FILE}).")
     return trained

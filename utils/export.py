@@ -25,6 +25,7 @@ from utils.analysis import saved_temperature
 from utils.errors import ExportError, ModelFileError
 from utils.prediction import batched_predictor
 from utils.runs import write_json
+from utils.training import tested_model_file
 
 FORMATS = ("saved_model", "tflite", "tflite_float16", "tflite_int8", "onnx")
 FILE_NAMES = {
@@ -57,15 +58,16 @@ class Temperature(keras.layers.Layer):
 
 
 def model_file(target):
-    """The `.keras` file of a run's model folder (RUN/MODEL) or the file itself.
+    """The `.keras` file the run tested in a model folder (RUN/MODEL: best.keras, else final.keras),
+    or the file itself.
 
     Raises:
         ModelFileError: when there is no such model.
     """
-    path = os.path.join(target, "best.keras") if os.path.isdir(target) else target
+    path = (tested_model_file(target) or "") if os.path.isdir(target) else target
     if not (path.endswith(".keras") and os.path.isfile(path)):
         raise ModelFileError(
-            f"{target}: no model to export; pass a run's model folder (RUN/MODEL) or its best.keras."
+            f"{target}: no model to export; pass a run's model folder (RUN/MODEL) or its .keras file."
         )
     return path
 
