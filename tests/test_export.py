@@ -69,6 +69,9 @@ def test_every_family_exports_and_each_runtime_agrees_in_a_fresh_process(name, d
     record = export_model(folder, FORMATS, os.path.join(folder, "export"), data)
 
     assert list(record["formats"]) == list(FORMATS) and record["temperature"] == TEMPERATURE
+    assert record["trained_policy"] == FAMILIES[name]
+    if FAMILIES[name] == "float32":  # one model, one arithmetic: both references are the same
+        assert record["keras_float32_agreement_with_trained_policy"] == 1.0
     assert os.path.isfile(os.path.join(folder, "export", "export.json"))
     assert "| tflite_int8 |" in open(os.path.join(folder, "export", "export.md"), encoding="utf-8").read()
     paths = [row["path"] for row in record["formats"].values()]
