@@ -2,7 +2,7 @@
 
 The floors are where a feature or a test starts: Keras 3.15 brings `keras.optimizers.MultiOptimizer`
 (the `muon_sgd` optimizer of the `fast_muon` preset) and needs Python 3.11; TensorFlow 2.20 is the
-oldest tested, the one Colab's GPU runtime ships (ci/colab-gpu-constraints.txt). requirements.txt
+oldest tested, the one Colab's GPU runtime ships (.ci/colab-gpu-constraints.txt). requirements.txt
 states the same floors (a test keeps them equal). This module imports neither TensorFlow nor Keras,
 so it can run before the Colab install step and tell an old Keras still loaded in the session.
 """
