@@ -6,8 +6,9 @@ tflite_float16, tflite_int8 (calibrated on 200 training images; full-integer whe
 kernels, the ops left in float are listed), onnx. Every export takes raw 0-255 RGB 32x32 images and
 gives class probabilities, calibrated by the run's temperature when it fitted one. Each is then
 reloaded by its own runtime (TensorFlow, the TFLite interpreter, onnxruntime) and checked against
-the .keras model on the test set: top-1 agreement, accuracy, largest probability difference, size
-and latency on this CPU, written as export.json and export.md in --out. Float exports must agree on
+the .keras model computed in float32 on the test set: top-1 agreement, accuracy, largest probability
+difference, size and latency on this CPU, written as export.json and export.md in --out (a
+mixed-precision model's own answers are compared beside it). Float exports must agree on
 99.9% of the test images, int8 must stay within 0.5 points of accuracy. `predict.py --model` takes
 any of the exports.
 
