@@ -96,10 +96,10 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-@pytest.mark.parametrize("script", ["train.py", "tune.py", "predict.py"])
+@pytest.mark.parametrize("script", ["train.py", "tune.py", "predict.py", "export.py"])
 def test_command_lines_refuse_an_old_keras_in_one_line_before_any_work(script, tmp_path):
-    arguments = (
-        ["--set", f"output_dir={tmp_path / 'runs'}"] if script != "predict.py" else ["x.png", "--model", "m"]
+    arguments = {"predict.py": ["x.png", "--model", "m"], "export.py": [str(tmp_path / "runs")]}.get(
+        script, ["--set", f"output_dir={tmp_path / 'runs'}"]
     )
     done = subprocess.run(
         [sys.executable, "-c", FAKE_OLD_KERAS, script, *arguments],
