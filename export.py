@@ -56,15 +56,6 @@ def parse_command_line(argv):
     return parser.parse_args(argv)
 
 
-def run_data_path(model_folder):
-    """The data_path the model's run used, when its args.json says."""
-    from utils.runs import read_json
-
-    return (read_json(os.path.join(os.path.dirname(os.path.normpath(model_folder)), "args.json")) or {}).get(
-        "data_path"
-    )
-
-
 def main(argv=None):
     options = parse_command_line(argv)
     formats = [name.strip() for name in options.formats.split(",") if name.strip()]
@@ -72,12 +63,13 @@ def main(argv=None):
         from utils.config import resolve_args
         from utils.data import prepare_data
         from utils.export import check_formats, ensure_writable, export_model, export_table, model_file
+        from utils.runs import model_run_args
 
         check_formats(formats)
         path = model_file(options.model)
         folder = options.out or os.path.join(os.path.dirname(path), "export")
         ensure_writable(folder)
-        data_path = options.data or run_data_path(os.path.dirname(path))
+        data_path = options.data or (model_run_args(os.path.dirname(path)) or {}).get("data_path")
         data = prepare_data(resolve_args({"data_path": data_path, "val_fraction": 0}))
         record = export_model(path, formats, folder, data)
     except ProjectError as error:

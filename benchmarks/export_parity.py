@@ -25,7 +25,7 @@ from benchmarks.time_to_accuracy import machine_description  # noqa: E402
 from utils.config import resolve_args  # noqa: E402
 from utils.data import prepare_data  # noqa: E402
 from utils.export import FORMATS, export_model  # noqa: E402
-from utils.runs import read_json, write_json  # noqa: E402
+from utils.runs import model_run_args, write_json  # noqa: E402
 
 
 def main(argv=None):
@@ -37,7 +37,7 @@ def main(argv=None):
     data = prepare_data(resolve_args({"data_path": options.data, "val_fraction": 0}))
     with tempfile.TemporaryDirectory() as folder:
         exported = export_model(options.model, FORMATS, folder, data)
-    run_args = read_json(os.path.join(os.path.dirname(os.path.normpath(options.model)), "args.json"))
+    run_args = model_run_args(options.model)
     record = {
         "command": " ".join(["python", "benchmarks/export_parity.py", *(argv or sys.argv[1:])]),
         "commit": git("rev-parse", "HEAD"),

@@ -267,22 +267,21 @@ def size_bytes(path):
     )
 
 
-def parity(references, loaded, path, test, repeats=20):
-    """How the export at `path` compares with the `.keras` model on `test`: `references` holds its
+def parity(references, loaded, path, images, labels, repeats=20):
+    """How the export at `path` compares with the `.keras` model on the float32 test `images`:
+    `references` holds its
     probabilities computed in float32 (what the export computes: the check) and, for a model
     trained under a mixed policy, as it runs in that policy."""
-    probabilities = batched_predictor(loaded.predict)(test.images.astype(np.float32))
+    probabilities = batched_predictor(loaded.predict)(images)
     top = probabilities.argmax(1)
     return {
         "agreement": float(np.mean(top == references["float32"].argmax(1))),
         "max_probability_difference": float(np.abs(probabilities - references["float32"]).max()),
         "agreement_with_trained_policy": float(np.mean(top == references["trained_policy"].argmax(1))),
-        "accuracy": float(np.mean(top == test.labels)),
+        "accuracy": float(np.mean(top == labels)),
         "size_bytes": size_bytes(path),
-        "latency_ms_one_image": latency_ms(loaded.predict, test.images[:1].astype(np.float32), repeats),
-        "latency_ms_batch_256": latency_ms(
-            loaded.predict, test.images[:256].astype(np.float32), max(3, repeats // 4)
-        ),
+        "latency_ms_one_image": latency_ms(loaded.predict, images[:1], repeats),
+        "latency_ms_batch_256": latency_ms(loaded.predict, images[:256], max(3, repeats // 4)),
         "float_ops": loaded.float_ops,
     }
 
@@ -346,7 +345,7 @@ def export_model(target, formats, folder, data):
         "formats": {},
     }
     for name, exported in paths.items():
-        row = parity(references, load_export(exported), exported, data.test)
+        row = parity(references, load_export(exported), exported, images, data.test.labels)
         record["formats"][name] = {"path": exported, **row, "passes": passes(name, row, keras_accuracy)}
     write_json(os.path.join(folder, EXPORT_RECORD), record)
     with open(os.path.join(folder, "export.md"), "w", encoding="utf-8") as handle:

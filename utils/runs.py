@@ -105,6 +105,11 @@ def _number(text):
     return int(value) if value.is_integer() and "." not in text and "e" not in text else value
 
 
+def model_run_args(model_dir):
+    """The args of the run a model folder (RUN/MODEL) belongs to, or None outside a run."""
+    return read_json(os.path.join(os.path.dirname(os.path.normpath(model_dir)), ARGS_FILE))
+
+
 def read_run_args(run_path):
     """The args an earlier run saved; raises RunFolderError if `run_path` holds no run."""
     args = read_json(os.path.join(run_path, ARGS_FILE))

@@ -27,6 +27,7 @@ from utils.pipeline import make_dataset
 from utils.runs import read_history, read_json, save_atomically, write_json
 
 FINAL_MODEL_FILE = "final.keras"
+STATE_FILE = "state.json"
 
 
 def tested_model_file(model_dir):
@@ -34,9 +35,6 @@ def tested_model_file(model_dir):
     final.keras (a run without validation); None when it holds neither."""
     saved = [os.path.join(model_dir, name) for name in (BEST_MODEL_FILE, FINAL_MODEL_FILE)]
     return next((path for path in saved if os.path.isfile(path)), None)
-
-
-STATE_FILE = "state.json"
 
 
 # --- compiling ------------------------------------------------------------------------
