@@ -22,7 +22,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from utils.versions import exit_if_unsupported  # noqa: E402
+from utils.runtime.versions import exit_if_unsupported  # noqa: E402
 
 exit_if_unsupported()  # an old Python, TensorFlow or Keras: one line, before any work
 
@@ -60,10 +60,10 @@ def main(argv=None):
     options = parse_command_line(argv)
     formats = [name.strip() for name in options.formats.split(",") if name.strip()]
     try:
-        from utils.config import resolve_args
-        from utils.data import prepare_data
+        from utils.config.resolve import resolve_args
+        from utils.data.cifar10 import prepare_data
         from utils.export import check_formats, ensure_writable, export_model, export_table, model_file
-        from utils.runs import model_run_args
+        from utils.runs.folders import model_run_args
 
         check_formats(formats)
         path = model_file(options.model)

@@ -16,7 +16,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from utils.versions import exit_if_unsupported  # noqa: E402
+from utils.runtime.versions import exit_if_unsupported  # noqa: E402
 
 exit_if_unsupported()  # an old Python, TensorFlow or Keras: one line, before any work
 

@@ -14,20 +14,24 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from utils.versions import exit_if_unsupported  # noqa: E402
+from utils.runtime.versions import exit_if_unsupported  # noqa: E402
 
 exit_if_unsupported()  # an old Python, TensorFlow or Keras: one line, before any work
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-from utils import data as cifar  # noqa: E402
-from utils.analysis import compare_analyses  # noqa: E402
-from utils.config import resolve_args  # noqa: E402
-from utils.distribution import describe_distribution, is_chief, worker_output_dir  # noqa: E402
-from utils.environment import download_folder, flush_drive, output_root, prepare_session  # noqa: E402
+from utils.analysis.summary import compare_analyses  # noqa: E402
+from utils.config.overrides import add_override_arguments, overrides_from  # noqa: E402
+from utils.config.resolve import resolve_args  # noqa: E402
+from utils.data import cifar10 as cifar  # noqa: E402
 from utils.errors import ProjectError  # noqa: E402
-from utils.evaluation import evaluate_and_predict, markdown_table, save_comparison  # noqa: E402
-from utils.experiment import (  # noqa: E402
+from utils.evaluation.report import write_report  # noqa: E402
+from utils.evaluation.test_set import evaluate_and_predict, markdown_table, save_comparison  # noqa: E402
+from utils.plots import overlay_figure, save_figure  # noqa: E402
+from utils.runs.folders import RunFolder, open_run, read_run_args  # noqa: E402
+from utils.runtime.distribution import describe_distribution, is_chief, worker_output_dir  # noqa: E402
+from utils.runtime.environment import download_folder, flush_drive, output_root, prepare_session  # noqa: E402
+from utils.steps import (  # noqa: E402
     analyse_trained,
     apply_offline_fallback,
     build_for_run,
@@ -37,10 +41,6 @@ from utils.experiment import (  # noqa: E402
     save_curves,
     train_one,
 )
-from utils.overrides import add_override_arguments, overrides_from  # noqa: E402
-from utils.plots import overlay_figure, save_figure  # noqa: E402
-from utils.report import write_report  # noqa: E402
-from utils.runs import RunFolder, open_run, read_run_args  # noqa: E402
 
 
 def parse_command_line(argv):

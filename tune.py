@@ -17,18 +17,18 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from utils.versions import exit_if_unsupported  # noqa: E402
+from utils.runtime.versions import exit_if_unsupported  # noqa: E402
 
 exit_if_unsupported()  # an old Python, TensorFlow or Keras: one line, before any work
 
-from utils.config import resolve_args  # noqa: E402
-from utils.environment import output_root  # noqa: E402
+from utils.config.overrides import add_override_arguments, overrides_from  # noqa: E402
+from utils.config.resolve import resolve_args  # noqa: E402
 from utils.errors import ConfigError, ProjectError  # noqa: E402
-from utils.experiment import apply_offline_fallback  # noqa: E402
-from utils.overrides import add_override_arguments, overrides_from  # noqa: E402
-from utils.search_space import load_space  # noqa: E402
-from utils.tuning import TUNERS, SearchOptions, is_search_chief, keras_tuner_distributed, search  # noqa: E402
-from utils.tuning_report import write_search_outputs  # noqa: E402
+from utils.runtime.environment import output_root  # noqa: E402
+from utils.steps import apply_offline_fallback  # noqa: E402
+from utils.tuning.report import write_search_outputs  # noqa: E402
+from utils.tuning.search import TUNERS, SearchOptions, is_search_chief, keras_tuner_distributed, search  # noqa: E402
+from utils.tuning.spaces import load_space  # noqa: E402
 
 DEFAULT_MODEL = "custom_cnn"
 
@@ -38,7 +38,7 @@ def parse_command_line(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--space",
-        help="search space JSON file, or a family of utils/search_spaces.json (default: the model's)",
+        help="search space JSON file, or a family of utils/tuning/search_spaces.json (default: the model's)",
     )
     parser.add_argument("--tuner", choices=TUNERS, default="hyperband")
     parser.add_argument("--max-trials", type=int, default=12, help="trials of bayesian and random search")

@@ -16,7 +16,7 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 
 from conftest import tiny_batches, write_archive  # noqa: E402  (the suite's tiny data, official format)
 
-from utils.colab_setup import MAY_UPGRADE, canonical_name  # noqa: E402
+from utils.runtime.colab import MAY_UPGRADE, canonical_name  # noqa: E402
 
 LIST_VERSIONS = (
     "import json; from importlib import metadata; "

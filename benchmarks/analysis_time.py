@@ -4,7 +4,7 @@
         --out benchmarks/results/analysis_full.json [--compare-dir FOLDER]
 
 For every model of every run folder (trained by train.py or the notebook), the analysis of
-`utils.analysis` runs on the run's test set, from its own forward pass (nothing reused from
+`utils.analysis.summary` runs on the run's test set, from its own forward pass (nothing reused from
 evaluation), and writes its tables and figures into the run folder as train.py does. The
 record has each model's time per part against the budget, and its findings: top-1/top-3
 accuracy, per-class F1, ECE and NLL before and after temperature scaling, and accuracy under
@@ -20,13 +20,13 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
-from utils import data as cifar  # noqa: E402
-from utils.analysis import compare_analyses  # noqa: E402
-from utils.config import resolve_args  # noqa: E402
-from utils.environment import prepare_session  # noqa: E402
-from utils.experiment import analyse_trained, load_run_models  # noqa: E402
-from utils.overrides import parse_override  # noqa: E402
-from utils.runs import RunFolder, read_json, read_run_args, write_json  # noqa: E402
+from utils.analysis.summary import compare_analyses  # noqa: E402
+from utils.config.overrides import parse_override  # noqa: E402
+from utils.config.resolve import resolve_args  # noqa: E402
+from utils.data import cifar10 as cifar  # noqa: E402
+from utils.runs.folders import RunFolder, read_json, read_run_args, write_json  # noqa: E402
+from utils.runtime.environment import prepare_session  # noqa: E402
+from utils.steps import analyse_trained, load_run_models  # noqa: E402
 
 BUDGET_SECONDS = 120  # the whole analysis of one model on the 10,000 test images
 

@@ -21,11 +21,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks.time_to_accuracy import machine_description, refuse_other_machine, run_seed  # noqa: E402
-from utils.config import resolve_args  # noqa: E402
-from utils.frontier import APPROACH_OF_PHASE, BUDGET_MINUTES, frontier_figure, winners  # noqa: E402
-from utils.overrides import parse_override  # noqa: E402
+from utils.config.overrides import parse_override  # noqa: E402
+from utils.config.resolve import resolve_args  # noqa: E402
+from utils.evaluation.frontier import APPROACH_OF_PHASE, BUDGET_MINUTES, frontier_figure, winners  # noqa: E402
 from utils.plots import save_figure  # noqa: E402
-from utils.runs import read_json, write_json  # noqa: E402
+from utils.runs.folders import read_json, write_json  # noqa: E402
 
 FROZEN = {"fine_tune_epochs": 0, "augment_flip": False, "augment_translate": 0, "epochs": 20}
 FINE_TUNE = {"epochs": 1, "fine_tune_layers": "all", "fine_tune_lr_factor": 0.2}

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from utils.runs import write_json  # noqa: E402
+from utils.runs.folders import write_json  # noqa: E402
 
 
 def speedup(ours, baseline, threshold):

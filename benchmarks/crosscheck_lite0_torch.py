@@ -34,8 +34,8 @@ def keras_step(data_path, images, image_size, out):
     """Write preprocessed test images and our Keras backbone's pooled features to `out`."""
     import keras
 
-    from models.pretrained import BACKBONES
-    from utils import data as cifar
+    from models.pretrained.backbones import BACKBONES
+    from utils.data import cifar10 as cifar
 
     keras.mixed_precision.set_global_policy("float32")
     _, test = cifar.load_cifar10(data_path)

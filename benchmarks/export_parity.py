@@ -22,10 +22,10 @@ import utils  # noqa: E402, F401  (first: it sets TensorFlow's flags before Tens
 
 from benchmarks.step_versus_revision import git  # noqa: E402
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
-from utils.config import resolve_args  # noqa: E402
-from utils.data import prepare_data  # noqa: E402
+from utils.config.resolve import resolve_args  # noqa: E402
+from utils.data.cifar10 import prepare_data  # noqa: E402
 from utils.export import FORMATS, export_model  # noqa: E402
-from utils.runs import model_run_args, write_json  # noqa: E402
+from utils.runs.folders import model_run_args, write_json  # noqa: E402
 
 
 def main(argv=None):

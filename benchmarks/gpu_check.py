@@ -26,11 +26,12 @@ import utils  # noqa: E402, F401  (first: it sets TensorFlow's flags before Tens
 # isort: split
 
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
+from models.registry import model_entry  # noqa: E402
 from train import run_pipeline  # noqa: E402
-from utils import data as cifar  # noqa: E402
-from utils.config import resolve_args  # noqa: E402
-from utils.environment import choose_jit_compile, choose_precision, describe_runtime  # noqa: E402
-from utils.runs import read_history, read_json, write_json  # noqa: E402
+from utils.config.resolve import resolve_args  # noqa: E402
+from utils.data import cifar10 as cifar  # noqa: E402
+from utils.runs.folders import read_history, read_json, write_json  # noqa: E402
+from utils.runtime.environment import choose_jit_compile, choose_precision, describe_runtime  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "image_classification_main.ipynb")
@@ -81,7 +82,7 @@ def model_results(run_path, train_images):
             "train_seconds": seconds,
             "epochs": len(history["epoch"]),
             "train_images_per_second": train_images * len(history["epoch"]) / seconds,
-            "precision": choose_precision("auto", name),
+            "precision": choose_precision("auto", model_entry(name).cpu_float32),
         }
     return results
 

@@ -30,8 +30,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
-from utils.data import BATCH_FOLDER, TEST_BATCH, TRAIN_BATCHES, load_cifar10, take_per_class  # noqa: E402
-from utils.runs import read_json, write_json  # noqa: E402
+from utils.data.cifar10 import BATCH_FOLDER, TEST_BATCH, TRAIN_BATCHES, load_cifar10, take_per_class  # noqa: E402
+from utils.runs.folders import read_json, write_json  # noqa: E402
 
 MODEL = "lenet"
 SIGNALS = {"SIGINT": signal.SIGINT, "SIGKILL": signal.SIGKILL}
@@ -142,12 +142,13 @@ def check_run(output_dir, run_dir, epochs):
     """What must hold after the last rerun; returns {check: passed}."""
     import keras
 
-    import models  # noqa: F401  (custom layers and optimizers of the saved model)
-    from utils import data as cifar
-    from utils.config import resolve_args
-    from utils.evaluation import loss_and_accuracy
-    from utils.experiment import make_datasets
-    from utils.runs import read_run_args
+    import models  # noqa: F401  (custom layers of the saved model)
+    from utils.config.resolve import resolve_args
+    from utils.data import cifar10 as cifar
+    from utils.evaluation.test_set import loss_and_accuracy
+    from utils.runs.folders import read_run_args
+    from utils.steps import make_datasets
+    from utils.training import optimizers  # noqa: F401  (the custom optimizers it was compiled with)
 
     metrics = read_json(os.path.join(run_dir, "metrics.json"), default={})
     model_path = os.path.join(run_dir, MODEL, "best.keras")

@@ -24,12 +24,13 @@ from sklearn.preprocessing import StandardScaler
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
-from utils import data as cifar  # noqa: E402
-from utils.config import resolve_args  # noqa: E402
-from utils.environment import choose_precision, prepare_session, set_seed  # noqa: E402
-from utils.experiment import build_for_run  # noqa: E402
-from utils.features import cached_features  # noqa: E402
-from utils.runs import write_json  # noqa: E402
+from models.registry import model_entry  # noqa: E402
+from utils.config.resolve import resolve_args  # noqa: E402
+from utils.data import cifar10 as cifar  # noqa: E402
+from utils.data.features import cached_features  # noqa: E402
+from utils.runs.folders import write_json  # noqa: E402
+from utils.runtime.environment import choose_precision, prepare_session, set_seed  # noqa: E402
+from utils.steps import build_for_run  # noqa: E402
 
 STRENGTHS = (0.01, 0.1, 1.0)  # inverse regularisation strengths tried on the held-out tenth
 
@@ -118,7 +119,9 @@ def main(argv=None):
     record = {
         "model": options.model,
         "image_size": options.image_size,
-        "precision": choose_precision(args["precision"], options.model),  # as build_for_run picks it
+        "precision": choose_precision(
+            args["precision"], model_entry(options.model).cpu_float32
+        ),  # as build_for_run picks it
         "train_images": len(data.train),
         "test_images": len(data.test),
         "pretrained": probes[0],

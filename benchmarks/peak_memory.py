@@ -23,8 +23,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
-from utils.runs import METRICS_FILE, read_json, write_json  # noqa: E402
-from utils.training import STATE_FILE  # noqa: E402
+from utils.runs.folders import METRICS_FILE, read_json, write_json  # noqa: E402
+from utils.training.loop import STATE_FILE  # noqa: E402
 
 MIB = 1024 * 1024
 LIMIT_GIB = 6.0

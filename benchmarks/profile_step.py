@@ -26,10 +26,10 @@ from benchmarks.throughput import (  # noqa: E402
     step_benchmark_args,
 )
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
-from utils import data as cifar  # noqa: E402
-from utils.callbacks import make_callbacks  # noqa: E402
-from utils.experiment import make_datasets  # noqa: E402
-from utils.runs import write_json  # noqa: E402
+from utils.data import cifar10 as cifar  # noqa: E402
+from utils.runs.folders import write_json  # noqa: E402
+from utils.steps import make_datasets  # noqa: E402
+from utils.training.callbacks import make_callbacks  # noqa: E402
 
 # Op events are named "<scope path>:<op type>"; these types only wrap the ops they call.
 WRAPPERS = {"StatefulPartitionedCall", "PartitionedCall", "While", "If", "StatelessIf", "StatelessWhile"}

@@ -56,7 +56,7 @@ RECIPE = {
 
 def data_step(data_path, out):
     """Save the CIFAR-10 copy's images and labels as uint8/int64 arrays in `out` (.npz)."""
-    from utils import data as cifar
+    from utils.data import cifar10 as cifar
 
     train, test = cifar.load_cifar10(data_path)
     np.savez(

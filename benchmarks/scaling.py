@@ -71,13 +71,13 @@ def measure(options, cores, workers):
     import numpy as np
 
     from benchmarks.throughput import training_images_per_second
-    from utils.config import args_for_model, resolve_args
-    from utils.data import Split
-    from utils.distribution import strategy_scope
-    from utils.environment import prepare_session
-    from utils.experiment import build_for_run
-    from utils.pipeline import make_dataset
-    from utils.training import compile_model
+    from utils.config.resolve import args_for_model, resolve_args
+    from utils.data.cifar10 import Split
+    from utils.data.pipeline import make_dataset
+    from utils.runtime.distribution import strategy_scope
+    from utils.runtime.environment import prepare_session
+    from utils.steps import build_for_run
+    from utils.training.loop import compile_model
 
     settings = {
         "models": [options["model"]],
@@ -140,7 +140,7 @@ def main(argv=None):
         return None
     record = scaling_record(options)
     if options.out:
-        from utils.runs import write_json
+        from utils.runs.folders import write_json
 
         write_json(options.out, record)
     print(json.dumps(record, indent=1))

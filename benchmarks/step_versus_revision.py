@@ -22,9 +22,9 @@ sys.path.insert(0, ROOT)
 
 from benchmarks.throughput import training_images_per_second  # noqa: E402
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
-from utils.config import resolve_args  # noqa: E402
-from utils.runs import write_json  # noqa: E402
-from utils.training import compile_model  # noqa: E402
+from utils.config.resolve import resolve_args  # noqa: E402
+from utils.runs.folders import write_json  # noqa: E402
+from utils.training.loop import compile_model  # noqa: E402
 
 MODULE = "models/fast_cnn.py"
 

@@ -19,16 +19,15 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
-from models import adapt_to_images  # noqa: E402
-from models.pretrained import get_backbone  # noqa: E402
-from utils import data as cifar  # noqa: E402
-from utils.callbacks import make_callbacks  # noqa: E402
-from utils.config import args_for_model, resolve_args  # noqa: E402
-from utils.environment import choose_precision, set_seed  # noqa: E402
-from utils.experiment import build_for_run, make_datasets  # noqa: E402
-from utils.overrides import parse_override  # noqa: E402
-from utils.runs import write_json  # noqa: E402
-from utils.training import compile_model, unfreeze_top  # noqa: E402
+from models import adapt_to_images, parts  # noqa: E402
+from utils.config.overrides import parse_override  # noqa: E402
+from utils.config.resolve import args_for_model, resolve_args  # noqa: E402
+from utils.data import cifar10 as cifar  # noqa: E402
+from utils.runs.folders import write_json  # noqa: E402
+from utils.runtime.environment import choose_precision, set_seed  # noqa: E402
+from utils.steps import build_for_run, make_datasets  # noqa: E402
+from utils.training.callbacks import make_callbacks  # noqa: E402
+from utils.training.loop import compile_model, unfreeze_top  # noqa: E402
 
 TIMED_REPEATS = 3
 
@@ -80,7 +79,7 @@ def prepared_model(args, datasets, fine_tune_layers=None):
     model = build_for_run(args["models"][0], args)
     adapt_to_images(model, datasets.data.train.images)
     if fine_tune_layers is not None:
-        unfreeze_top(get_backbone(model), fine_tune_layers)
+        unfreeze_top(parts.backbone(model), fine_tune_layers)
     compile_model(model, args, args["learning_rate"])
     return model
 

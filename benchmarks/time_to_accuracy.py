@@ -27,17 +27,17 @@ import utils  # noqa: E402, F401  (first: it sets TensorFlow's flags before Tens
 import keras  # noqa: E402
 
 from benchmarks.records import THRESHOLDS, time_to_accuracy  # noqa: E402
-from models.pretrained import is_pretrained  # noqa: E402
-from utils import data as cifar  # noqa: E402
-from utils.config import args_for_model, resolve_args  # noqa: E402
-from utils.environment import prepare_session  # noqa: E402
-from utils.evaluation import evaluate, forward_passes, loss_and_accuracy  # noqa: E402
-from utils.experiment import build_for_run, make_datasets, train_one  # noqa: E402
-from utils.features import feature_split  # noqa: E402
-from utils.overrides import parse_override  # noqa: E402
-from utils.pipeline import make_dataset  # noqa: E402
-from utils.runs import open_run, read_json, write_json  # noqa: E402
-from utils.training import STATE_FILE  # noqa: E402
+from models import parts  # noqa: E402
+from utils.config.overrides import parse_override  # noqa: E402
+from utils.config.resolve import args_for_model, resolve_args  # noqa: E402
+from utils.data import cifar10 as cifar  # noqa: E402
+from utils.data.features import feature_split  # noqa: E402
+from utils.data.pipeline import make_dataset  # noqa: E402
+from utils.evaluation.test_set import evaluate, forward_passes, loss_and_accuracy  # noqa: E402
+from utils.runs.folders import open_run, read_json, write_json  # noqa: E402
+from utils.runtime.environment import prepare_session  # noqa: E402
+from utils.steps import build_for_run, make_datasets, train_one  # noqa: E402
+from utils.training.loop import STATE_FILE  # noqa: E402
 
 BUDGETS = ("300", "600", "1800")  # seconds of training, for equal-budget comparisons
 
@@ -149,7 +149,7 @@ def _timed_run(args, time_limit):
         "seed": args["seed"],
         "phase": training_phase(model, trained),
         "image_size": args_for_model(args, model.name)["image_size"]
-        if is_pretrained(model)
+        if parts.has_backbone(model)
         else cifar.IMAGE_SHAPE[0],
         "feature_seconds": feature_seconds,
         "precision": model.dtype_policy.name,  # the model's own (build_for_run), not the session's
@@ -173,7 +173,7 @@ def _timed_run(args, time_limit):
 
 def training_phase(model, trained):
     """ "scratch" for a from-scratch model; for a pretrained one "frozen" or "finetune"."""
-    if not is_pretrained(model):
+    if not parts.has_backbone(model):
         return "scratch"
     return "frozen" if trained.fine_tune_start_epoch is None else "finetune"
 

@@ -38,8 +38,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from benchmarks import reference_airbench_torch  # noqa: E402
-from utils.runs import read_json, write_json  # noqa: E402
-from utils.settings import PRESETS  # noqa: E402
+from utils.config.settings import PRESETS  # noqa: E402
+from utils.runs.folders import read_json, write_json  # noqa: E402
 
 REFERENCE_SCRIPT = os.path.join(ROOT, "benchmarks", "reference_airbench_torch.py")
 OURS_SCRIPT = os.path.join(ROOT, "benchmarks", "time_to_accuracy.py")

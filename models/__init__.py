@@ -1,12 +1,12 @@
-"""Model families; importing this package registers every builder, and every custom class a saved
+"""Model families; importing this package registers every builder and every custom layer a saved
 model needs to load in a fresh process."""
 
 import utils  # noqa: F401  (first: it sets TensorFlow's flags before TensorFlow loads)
 
 # isort: split
-from models import custom_cnn, fast_cnn, lenet, pretrained  # noqa: F401  (registers the builders)
+from models import custom_cnn, fast_cnn, lenet  # noqa: F401  (registers the builders)
 from models.fast_cnn import adapt_to_images
+from models.pretrained import backbones  # noqa: F401  (registers the builders)
 from models.registry import available_models, build_model, model_options, register_model
-from utils import optimizers  # noqa: F401  (registers the optimizers a saved, compiled model holds)
 
 __all__ = ["adapt_to_images", "available_models", "build_model", "model_options", "register_model"]

@@ -2,6 +2,7 @@
 
 import keras
 
+from models import parts
 from models.layers import classifier, conv_bn_act, standardize
 from models.registry import register_model
 
@@ -37,6 +38,6 @@ def build_custom_cnn(input_shape, num_classes, width=32, dropout=0.2):
     x = _stage(x, 2 * width, "stage1", residual=True)
     x = _stage(x, 4 * width, "stage2", residual=False)
     x = _stage(x, 8 * width, "stage3", residual=True)
-    x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    x = keras.layers.GlobalMaxPooling2D(name=parts.FEATURES)(x)
+    x = keras.layers.Dropout(dropout, name=parts.DROPOUT)(x)
     return keras.Model(inputs, classifier(num_classes)(x), name="custom_cnn")

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from models import parts
 from models.registry import register_model
 
 WHITENING_LAYER = "whiten"
@@ -224,10 +225,10 @@ def build_fast_cnn(
     x = keras.layers.Activation(gelu_via_erf, name="whiten_gelu")(x)
     for index, width in enumerate(widths, start=1):
         x = _block(x, width, f"block{index}", batchnorm_momentum, shift_multiplier)
-    x = keras.layers.GlobalMaxPooling2D(name="pool")(x)
+    x = keras.layers.GlobalMaxPooling2D(name=parts.FEATURES)(x)
     x = keras.layers.Dense(num_classes, use_bias=False, name="logits")(x)
     x = keras.layers.Rescaling(logit_scale, name="logit_scale")(x)
-    outputs = keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)
+    outputs = keras.layers.Activation("softmax", dtype="float32", name=parts.CLASSIFIER)(x)
     model = keras.Model(inputs, outputs, name="fast_cnn")
     if identity_init:
         for layer in model.layers:

@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from models import parts
+
 # Per-channel mean and standard deviation of the CIFAR-10 training images (0-255 scale).
 CIFAR10_MEAN = np.array([125.3, 123.0, 113.9])
 CIFAR10_STD = np.array([63.0, 62.1, 66.7])
@@ -13,7 +15,7 @@ def standardize(name="standardize"):
     return keras.layers.Normalization(mean=CIFAR10_MEAN, variance=CIFAR10_STD**2, name=name)
 
 
-def classifier(num_classes, name="predictions"):
+def classifier(num_classes, name=parts.CLASSIFIER):
     """The softmax output, kept in float32 under mixed precision for a stable loss."""
     return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=name)
 

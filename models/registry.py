@@ -1,23 +1,71 @@
-"""The model registry: a name -> builder mapping filled by the `register_model` decorator."""
+"""The model registry: name -> entry (builder and what is known of the model), filled by the
+`register_model` decorator; the one place that knows each model's family, recipe and preferences."""
 
+import dataclasses
 import inspect
+from collections.abc import Callable
 
 from utils.errors import ConfigError, UnknownModelError
 
-_BUILDERS = {}
+FROM_SCRATCH = "from_scratch"
+PRETRAINED = "pretrained"
 
 
-def register_model(name):
-    """Register a builder `fn(input_shape, num_classes, **options) -> keras.Model` as `name`.
+@dataclasses.dataclass(frozen=True)
+class Evidence:
+    """What a recipe measured: test accuracy (%) and training minutes on `machine`, in `record`."""
 
-    Raises:
-        ValueError: when `name` is registered already.
+    accuracy: float
+    minutes: float
+    machine: str
+    record: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Args a model trains with by default (`args["model_args"]` null) and the evidence for them."""
+
+    args: dict
+    evidence: Evidence
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelEntry:
+    """A registered model.
+
+    Attributes:
+        builder: `fn(input_shape, num_classes, **options) -> keras.Model`.
+        family: FROM_SCRATCH or PRETRAINED (an ImageNet backbone with a new head).
+        search_space: its family in utils/tuning/search_spaces.json.
+        cpu_float32: trains faster in float32 than in mixed_bfloat16 on CPUs with bf16 support.
+        recipe: its measured recipe, or None.
     """
 
+    name: str
+    builder: Callable
+    family: str
+    search_space: str
+    cpu_float32: bool = False
+    recipe: Recipe | None = None
+
+
+_ENTRIES = {}
+
+
+def register_model(name, *, family=FROM_SCRATCH, search_space=None, cpu_float32=False, recipe=None):
+    """Register a builder `fn(input_shape, num_classes, **options) -> keras.Model` as `name`, with
+    its family, search-space family (default: its name), CPU precision preference and recipe.
+
+    Raises:
+        ValueError: when `name` is registered already or `family` is not known.
+    """
+    if family not in (FROM_SCRATCH, PRETRAINED):
+        raise ValueError(f"family {family!r} of {name!r} is neither {FROM_SCRATCH!r} nor {PRETRAINED!r}.")
+
     def decorator(builder):
-        if name in _BUILDERS:
+        if name in _ENTRIES:
             raise ValueError(f"A model named {name!r} is registered already.")
-        _BUILDERS[name] = builder
+        _ENTRIES[name] = ModelEntry(name, builder, family, search_space or name, cpu_float32, recipe)
         return builder
 
     return decorator
@@ -25,27 +73,42 @@ def register_model(name):
 
 def available_models():
     """Registered model names, sorted."""
-    return sorted(_BUILDERS)
+    return sorted(_ENTRIES)
 
 
-def model_options(name):
-    """The keyword options a builder accepts beyond input_shape and num_classes."""
-    parameters = inspect.signature(_builder(name)).parameters
-    return [key for key in parameters if key not in ("input_shape", "num_classes")]
+def model_entry(name):
+    """The registry entry of `name`.
 
-
-def _builder(name):
+    Raises:
+        UnknownModelError: listing the registered names.
+    """
     try:
-        return _BUILDERS[name]
+        return _ENTRIES[name]
     except KeyError:
         raise UnknownModelError(
             f"Unknown model {name!r}. Registered models: {', '.join(available_models())}."
         ) from None
 
 
+def is_pretrained_name(name):
+    """Whether registered model `name` is an ImageNet backbone with a new head."""
+    return model_entry(name).family == PRETRAINED
+
+
+def model_recipes():
+    """{name: recipe args} of every model that has a measured recipe."""
+    return {name: dict(entry.recipe.args) for name, entry in _ENTRIES.items() if entry.recipe}
+
+
+def model_options(name):
+    """The keyword options a builder accepts beyond input_shape and num_classes."""
+    parameters = inspect.signature(model_entry(name).builder).parameters
+    return [key for key in parameters if key not in ("input_shape", "num_classes")]
+
+
 def build_model(name, input_shape=(32, 32, 3), num_classes=10, **options):
     """Build the registered model `name` with the builder's keyword `options`."""
-    builder = _builder(name)
+    builder = model_entry(name).builder
     unknown = sorted(set(options) - set(model_options(name)))
     if unknown:
         raise ConfigError(f"Model {name!r} has no option(s) {unknown}; it accepts {model_options(name)}.")

@@ -10,7 +10,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from utils.data import BATCH_FOLDER, TEST_BATCH, TRAIN_BATCHES  # noqa: E402
+from utils.data.cifar10 import BATCH_FOLDER, TEST_BATCH, TRAIN_BATCHES  # noqa: E402
 
 IMAGES_PER_CLASS_PER_BATCH = 3  # 5 batches -> 15 training images per class
 TEST_IMAGES_PER_CLASS = 4

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from models import build_model
-from utils import data as cifar
-from utils.analysis import (
+from utils.analysis.summary import (
     ANALYSIS_FILE,
     CALIBRATION_FILE,
     analyse_model,
@@ -14,8 +13,9 @@ from utils.analysis import (
     f1_differences,
     saved_temperature,
 )
-from utils.config import resolve_args
-from utils.runs import RunFolder, read_json
+from utils.config.resolve import resolve_args
+from utils.data import cifar10 as cifar
+from utils.runs.folders import RunFolder, read_json
 
 MODEL_FIGURES = ("confusion.png", "reliability.png", "robustness.png", "gradcam.png", "mistakes.png")
 

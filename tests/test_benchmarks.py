@@ -13,8 +13,8 @@ from benchmarks import (
     step_versus_revision,
     time_to_accuracy,
 )
-from utils import data as cifar
-from utils.config import resolve_args
+from utils.config.resolve import resolve_args
+from utils.data import cifar10 as cifar
 
 REQUIRED_KEYS = {
     "model",

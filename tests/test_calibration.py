@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from utils.calibration import (
+from utils.analysis.calibration import (
     apply_temperature,
     expected_calibration_error,
     fit_temperature,

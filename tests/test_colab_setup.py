@@ -8,8 +8,8 @@ from importlib import metadata
 
 import pytest
 
-from utils.colab_setup import MAY_UPGRADE, install_missing, installed_pins
 from utils.errors import InstallError
+from utils.runtime.colab import MAY_UPGRADE, install_missing, installed_pins
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "image_classification_main.ipynb")

@@ -2,14 +2,15 @@ import re
 
 import pytest
 
-from utils.config import args_for_model, resolve_args
+from models.registry import model_recipes
+from utils.config.resolve import args_for_model, resolve_args
+from utils.config.settings import DEFAULTS, SETTINGS, describe_args_markdown
 from utils.errors import ConfigError
-from utils.settings import DEFAULTS, MODEL_RECIPES, SETTINGS, describe_args_markdown
 
 
 def test_defaults_validate_and_are_copied():
     args = resolve_args()
-    assert args == {**DEFAULTS, "model_args": MODEL_RECIPES}  # null model_args: the recipes
+    assert args == {**DEFAULTS, "model_args": model_recipes()}  # null model_args: the recipes
     args["models"].append("x")
     assert "x" not in DEFAULTS["models"]
 
@@ -63,7 +64,7 @@ def test_small_run_forces_one_epoch_per_phase():
 
 def test_pretrained_models_get_their_recipe_less_what_the_run_sets():
     lite0 = args_for_model(resolve_args({"models": ["efficientnet_lite0"]}), "efficientnet_lite0")
-    assert {key: lite0[key] for key in MODEL_RECIPES["efficientnet_lite0"]} == MODEL_RECIPES[
+    assert {key: lite0[key] for key in model_recipes()["efficientnet_lite0"]} == model_recipes()[
         "efficientnet_lite0"
     ]
     assert args_for_model(resolve_args(), "vgg16")["image_size"] == DEFAULTS["image_size"]  # no recipe

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter
 
-from utils.corruptions import CORRUPTIONS, SEVERITIES, corrupt, corruption_accuracies
+from utils.analysis.corruptions import CORRUPTIONS, SEVERITIES, corrupt, corruption_accuracies
 
 
 def natural_images(count=6, seed=0):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import batch_bytes, make_batch, tiny_batches, write_archive, write_folder
-from utils import data as cifar
-from utils.config import resolve_args
+from utils.config.resolve import resolve_args
+from utils.data import cifar10 as cifar
 from utils.errors import DataError
 
 

@@ -7,11 +7,11 @@ import sys
 
 import numpy as np
 
-from utils.config import resolve_args
-from utils.data import prepare_data
-from utils.environment import prepare_session
-from utils.experiment import build_for_run, make_datasets, train_one
-from utils.runs import open_run
+from utils.config.resolve import resolve_args
+from utils.data.cifar10 import prepare_data
+from utils.runs.folders import open_run
+from utils.runtime.environment import prepare_session
+from utils.steps import build_for_run, make_datasets, train_one
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -12,11 +12,11 @@ import pytest
 import tensorflow as tf
 
 from benchmarks.scaling import free_ports
-from utils.config import resolve_args
-from utils.data import prepare_data
-from utils.distribution import configure_cpu_devices, is_chief, read_tf_config
+from utils.config.resolve import resolve_args
+from utils.data.cifar10 import prepare_data
 from utils.errors import ConfigError
-from utils.runs import read_json
+from utils.runs.folders import read_json
+from utils.runtime.distribution import configure_cpu_devices, is_chief, read_tf_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

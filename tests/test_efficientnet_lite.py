@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 import models
-from models import efficientnet_lite
-from models.pretrained import get_backbone
+from models import parts
+from models.pretrained import efficientnet_lite
+from models.pretrained.torch_legacy import load_legacy_torch_file
 from utils.errors import WeightsError
-from utils.torch_legacy import load_legacy_torch_file
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +60,11 @@ def test_missing_and_left_over_tensors_are_errors(state, backbone):
 
 def test_imagenet_weights_load_offline_and_a_pth_path_too(state, tmp_path):
     model = models.build_model("efficientnet_lite0", weights="imagenet")
-    kernel = get_backbone(model).get_layer("head_conv").kernel
+    kernel = parts.backbone(model).get_layer("head_conv").kernel
     np.testing.assert_array_equal(np.asarray(kernel), state["_conv_head.weight"].transpose(2, 3, 1, 0))
     from_path = models.build_model("efficientnet_lite0", weights=efficientnet_lite.package_weights_path())
     np.testing.assert_array_equal(
-        np.asarray(get_backbone(from_path).get_layer("head_conv").kernel), np.asarray(kernel)
+        np.asarray(parts.backbone(from_path).get_layer("head_conv").kernel), np.asarray(kernel)
     )
 
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from utils import environment
+from models.registry import model_entry
+from utils.runtime import environment
 
 
 @pytest.mark.parametrize(
@@ -39,13 +40,13 @@ def test_xla_is_off_on_cpus_and_left_to_keras_on_gpus(monkeypatch, gpu, expected
 def test_precision_per_model(monkeypatch, gpu, cpu_bf16, model, expected):
     monkeypatch.setattr(environment, "_gpu_compute_capability", lambda: gpu)
     monkeypatch.setattr(environment, "_cpu_has_bf16", lambda: cpu_bf16)
-    assert environment.choose_precision("auto", model) == expected
-    assert environment.choose_precision("mixed_bfloat16", model) == "mixed_bfloat16"
+    assert environment.choose_precision("auto", model_entry(model).cpu_float32) == expected
+    assert environment.choose_precision("mixed_bfloat16", model_entry(model).cpu_float32) == "mixed_bfloat16"
 
 
 def test_each_model_is_built_under_its_own_policy(monkeypatch):
-    from utils.config import resolve_args
-    from utils.experiment import build_for_run
+    from utils.config.resolve import resolve_args
+    from utils.steps import build_for_run
 
     monkeypatch.setattr(environment, "_gpu_compute_capability", lambda: None)
     monkeypatch.setattr(environment, "_cpu_has_bf16", lambda: True)

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from utils.evaluation import loss_and_accuracy, markdown_table, predict, save_comparison
-from utils.runs import RunFolder, read_json
+from utils.evaluation.test_set import loss_and_accuracy, markdown_table, predict, save_comparison
+from utils.runs.folders import RunFolder, read_json
 
 ROW = {
     "model": "m",

@@ -13,9 +13,9 @@ import pytest
 
 import export as export_script
 import models
-from utils.calibration import apply_temperature
-from utils.config import resolve_args
-from utils.data import prepare_data
+from utils.analysis.calibration import apply_temperature
+from utils.config.resolve import resolve_args
+from utils.data.cifar10 import prepare_data
 from utils.export import FORMATS, export_model
 from utils.prediction import classify_files, load_classifier
 

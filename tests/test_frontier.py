@@ -5,8 +5,9 @@ import json
 import pytest
 
 from benchmarks import budget_frontier
-from utils.environment import choose_precision
-from utils.frontier import best_within, frontier_conclusion, winners
+from models.registry import model_entry
+from utils.evaluation.frontier import best_within, frontier_conclusion, winners
+from utils.runtime.environment import choose_precision
 
 
 def point(name, approach, minutes, accuracy, phase="scratch"):
@@ -82,7 +83,7 @@ def test_tiny_frontier_writes_a_record_and_a_figure(tiny_archive, tmp_path):
     assert (frozen["approach"], frozen["phase"], frozen["image_size"]) == ("pretrained", "frozen", 96)
     assert frozen["feature_seconds"] > 0 and frozen["overrides"]["feature_depths"] == 3
     # the precision its model was built with, not the session's (which differs on bf16 CPUs)
-    assert frozen["precision"] == choose_precision("auto", "efficientnet_lite0")
+    assert frozen["precision"] == choose_precision("auto", model_entry("efficientnet_lite0").cpu_float32)
     assert all(0 <= p["test_accuracy"] <= 1 and p["train_seconds"] > 0 for p in record["points"])
     assert set(record["winners"]) == {"5", "15", "30", "60"}
     assert json.loads(out.read_text())["points"] == record["points"]

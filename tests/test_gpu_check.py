@@ -3,8 +3,8 @@
 import importlib.util
 import os
 
-from utils.runs import read_json
-from utils.settings import DEFAULTS
+from utils.config.settings import DEFAULTS
+from utils.runs.folders import read_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from models import adapt_to_images, build_model
-from models.pretrained import resizable_side
-from utils.gradcam import find_feature_map, gradcam
+from models.parts import last_feature_map
+from models.pretrained.backbones import resizable_side
+from utils.analysis.gradcam import gradcam
 
 IMAGES = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
 
@@ -24,7 +25,7 @@ def top_left_only_model():
 
 def test_gradcam_peaks_in_the_only_region_that_matters():
     model = top_left_only_model()
-    assert find_feature_map(model).name == "features"
+    assert last_feature_map(model).name == "features"
     heat = gradcam(model, IMAGES)
     assert heat.shape == (4, 32, 32) and heat.min() >= 0 and heat.max() <= 1
     for image_heat in heat:
@@ -62,12 +63,12 @@ def test_gradcam_of_a_chosen_class():
 def test_feature_map_found_in_every_family_and_after_reloading(name, options, layer, shape, tmp_path):
     model = build_model(name, **options)
     adapt_to_images(model, IMAGES.astype(np.uint8))  # fast_cnn's whitening layer, as training does
-    found = find_feature_map(model)
+    found = last_feature_map(model)
     assert found.name == layer and found.shape == shape
     path = str(tmp_path / "best.keras")
     model.save(path)
     reloaded = keras.models.load_model(path)
-    assert find_feature_map(reloaded).name == layer
+    assert last_feature_map(reloaded).name == layer
     heat = gradcam(reloaded, IMAGES[:2])
     np.testing.assert_allclose(heat, gradcam(model, IMAGES[:2]), atol=1e-4)
     assert heat.shape == (2, 32, 32) and heat.min() >= 0 and heat.max() <= 1
@@ -92,4 +93,4 @@ def test_model_without_feature_map_is_refused():
     inputs = keras.Input((8,))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
     with pytest.raises(ValueError, match="no layer with a feature map larger than 1x1"):
-        find_feature_map(model)
+        last_feature_map(model)

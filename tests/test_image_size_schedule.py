@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 import models
-from models.pretrained import resizable_side
-from utils.callbacks import scheduled_sides
-from utils.config import resolve_args
-from utils.data import prepare_data
+from models.pretrained.backbones import resizable_side
+from utils.config.resolve import resolve_args
+from utils.data.cifar10 import prepare_data
 from utils.errors import ConfigError
-from utils.experiment import build_for_run, make_datasets, train_one
-from utils.runs import open_run, read_history
+from utils.runs.folders import open_run, read_history
+from utils.steps import build_for_run, make_datasets, train_one
+from utils.training.callbacks import scheduled_sides
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGES = np.random.default_rng(0).integers(0, 256, size=(3, 32, 32, 3)).astype(np.float32)

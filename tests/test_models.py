@@ -3,13 +3,14 @@ import numpy as np
 import pytest
 
 import models
-from models import pretrained
-from models.pretrained import BACKBONES, get_backbone
+from models import parts
+from models.pretrained import backbones as pretrained
+from models.pretrained.backbones import BACKBONES
 from models.registry import register_model
-from utils.config import resolve_args
+from utils.config.resolve import resolve_args
 from utils.errors import ConfigError, UnknownModelError, WeightsError
-from utils.experiment import apply_offline_fallback
-from utils.training import trainable_weight_count, unfreeze_top
+from utils.steps import apply_offline_fallback
+from utils.training.loop import trainable_weight_count, unfreeze_top
 
 SCRATCH_MODELS = [name for name in models.available_models() if name not in BACKBONES]
 IMAGES = np.random.default_rng(0).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
@@ -37,7 +38,7 @@ def test_every_model_outputs_probabilities(name):
 def test_every_backbone_builds_at_a_second_image_size(name):
     size = 2 * max(32, BACKBONES[name].min_image_size)
     model = build(name, image_size=size)
-    assert get_backbone(model).input_shape == (None, size, size, 3)
+    assert parts.backbone(model).input_shape == (None, size, size, 3)
     probabilities = np.asarray(model(IMAGES))
     assert probabilities.shape == (2, 10) and np.all(np.isfinite(probabilities))
 
@@ -91,13 +92,13 @@ def test_duplicate_registration_is_refused():
 def test_pretrained_base_is_frozen_and_head_trainable():
     model = build("vgg16")
     head = model.get_layer("predictions")
-    assert not get_backbone(model).trainable
+    assert not parts.backbone(model).trainable
     assert trainable_weight_count(model) == head.count_params()
 
 
 def test_unfreeze_opens_exactly_the_top_layers_and_keeps_batchnorm_frozen():
     model = build("mobilenetv2")
-    backbone = get_backbone(model)
+    backbone = parts.backbone(model)
     opened = unfreeze_top(backbone, 3)
     trainable = [layer.name for layer in backbone.layers if layer.trainable and layer.weights]
     assert trainable == opened and len(opened) == 3
@@ -162,9 +163,9 @@ def test_missing_weights_file_is_named():
 def test_weights_file_is_loaded(tmp_path):
     source = build("vgg16")
     path = str(tmp_path / "vgg16_notop.weights.h5")
-    get_backbone(source).save_weights(path)
+    parts.backbone(source).save_weights(path)
     loaded = models.build_model("vgg16", weights=path)
-    for expected, actual in zip(get_backbone(source).weights, get_backbone(loaded).weights):
+    for expected, actual in zip(parts.backbone(source).weights, parts.backbone(loaded).weights):
         np.testing.assert_array_equal(np.asarray(expected), np.asarray(actual))
 
 

@@ -13,7 +13,7 @@ from nbclient.exceptions import DeadKernelError
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
-from utils.runs import read_json
+from utils.runs.folders import read_json
 
 NOTEBOOK = os.path.join(os.path.dirname(os.path.dirname(__file__)), "image_classification_main.ipynb")
 

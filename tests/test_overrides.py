@@ -2,8 +2,8 @@ import json
 
 import pytest
 
+from utils.config.overrides import load_config_file, parse_override
 from utils.errors import ConfigError
-from utils.overrides import load_config_file, parse_override
 
 
 def test_parse_override_reads_json_and_model_lists():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from utils.per_class import (
+from utils.analysis.per_class import (
     class_scores,
     confident_mistakes,
     confusion,

@@ -1,8 +1,8 @@
 import numpy as np
 
-from utils.config import resolve_args
-from utils.data import Split
-from utils.pipeline import RandomPixelShift, make_augmenter, make_dataset
+from utils.config.resolve import resolve_args
+from utils.data.cifar10 import Split
+from utils.data.pipeline import RandomPixelShift, make_augmenter, make_dataset
 
 ALL_ON = {
     "augment_flip": True,
@@ -124,7 +124,7 @@ def test_alternating_flip_shows_each_image_once_each_way_in_two_passes():
 
 
 def test_mixup_and_cutmix_blend_training_labels_only():
-    from utils.pipeline import make_mixers
+    from utils.data.pipeline import make_mixers
 
     args = resolve_args({"augment_mixup": 0.4, "augment_cutmix": 1.0})
     mixers = make_mixers(args, 0)
@@ -144,9 +144,9 @@ def test_mixing_turns_off_the_feature_cache(tiny_args):
     import keras
 
     from models import build_model
-    from utils.data import prepare_data
-    from utils.experiment import make_datasets
-    from utils.training import plan_phases, uses_feature_cache
+    from utils.data.cifar10 import prepare_data
+    from utils.steps import make_datasets
+    from utils.training.loop import plan_phases, uses_feature_cache
 
     plain = resolve_args({**tiny_args, "augment_flip": False, "augment_translate": 0})
     mixed = {**plain, "augment_mixup": 0.2}

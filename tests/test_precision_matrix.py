@@ -10,11 +10,11 @@ import keras
 import numpy as np
 import pytest
 
-from utils.config import resolve_args
-from utils.data import prepare_data
-from utils.experiment import build_for_run, make_datasets, train_one
-from utils.optimizers import make_schedule
-from utils.runs import open_run
+from utils.config.resolve import resolve_args
+from utils.data.cifar10 import prepare_data
+from utils.runs.folders import open_run
+from utils.steps import build_for_run, make_datasets, train_one
+from utils.training.optimizers import make_schedule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -10,7 +10,7 @@ from PIL import Image
 from models import build_model
 from utils.errors import ImageFileError, ModelFileError
 from utils.prediction import classify_files, image_files, load_classifier, load_image, top_classes
-from utils.runs import write_json
+from utils.runs.folders import write_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import tiny_batches, write_folder
-from utils.config import resolve_args
-from utils.data import BATCH_FOLDER, TEST_BATCH, TRAIN_BATCHES, load_local, read_batch
+from utils.config.resolve import resolve_args
+from utils.config.settings import SETTINGS
+from utils.data.cifar10 import BATCH_FOLDER, TEST_BATCH, TRAIN_BATCHES, load_local, read_batch
 from utils.errors import ConfigError, DataError
-from utils.settings import SETTINGS
 
 CASES = 300  # examples per property
 PROPERTY = settings(max_examples=CASES, derandomize=True, deadline=None)

@@ -1,6 +1,6 @@
 import os
 
-from utils.settings import describe_args_markdown
+from utils.config.settings import describe_args_markdown
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -3,8 +3,8 @@ import csv
 import pytest
 
 from utils.errors import RunFolderError
-from utils.report import pareto_front, report_rows, write_report
-from utils.runs import write_json
+from utils.evaluation.report import pareto_front, report_rows, write_report
+from utils.runs.folders import write_json
 
 
 def metrics(model, seconds, accuracy):

@@ -2,9 +2,9 @@ import os
 
 import pytest
 
-from utils.config import resolve_args
+from utils.config.resolve import resolve_args
 from utils.errors import RunFolderError
-from utils.runs import (
+from utils.runs.folders import (
     open_run,
     partial_path,
     read_history,

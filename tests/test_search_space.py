@@ -5,9 +5,9 @@ import json
 import keras_tuner
 import pytest
 
-from utils.config import resolve_args
+from utils.config.resolve import resolve_args
 from utils.errors import ConfigError
-from utils.search_space import (
+from utils.tuning.spaces import (
     DEFAULT_SPACES_FILE,
     apply_values,
     check_space,

@@ -11,7 +11,12 @@ import types
 import numpy as np
 import pytest
 
-from utils.torch_legacy import MAGIC_NUMBER, PROTOCOL_VERSION, TorchFileError, load_legacy_torch_file
+from models.pretrained.torch_legacy import (
+    MAGIC_NUMBER,
+    PROTOCOL_VERSION,
+    TorchFileError,
+    load_legacy_torch_file,
+)
 
 TYPE_NAMES = {np.dtype(np.float32): "FloatStorage", np.dtype(np.int64): "LongStorage"}
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from utils.runs import read_json
+from utils.runs.folders import read_json
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -113,7 +113,7 @@ def test_defaults_run_to_the_end_offline(tiny_archive, tmp_path, monkeypatch, ca
     """The README's main command without internet: vgg16's weights cannot be had, so the
     offline backbone takes its place, says why, and trains with its own recipe (MODEL_RECIPES)."""
     import train
-    from models import pretrained
+    from models.pretrained import backbones as pretrained
 
     def unreachable(*args, **kwargs):
         raise OSError("network is unreachable")
@@ -135,7 +135,7 @@ def test_a_write_that_fails_mid_run_names_the_file(tiny_archive, tmp_path, monke
     import errno
 
     import train
-    from utils import evaluation
+    from utils.evaluation import test_set as evaluation
 
     def disk_full(path, value):
         raise OSError(errno.ENOSPC, "No space left on device", path)

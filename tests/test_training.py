@@ -5,13 +5,14 @@ import numpy as np
 import pytest
 
 import models
-from utils.config import resolve_args
-from utils.data import prepare_data
+from models import parts
+from utils.config.resolve import resolve_args
+from utils.data.cifar10 import prepare_data
 from utils.errors import TrainingError
-from utils.experiment import build_for_run, make_datasets, train_one
-from utils.optimizers import make_schedule
-from utils.runs import open_run, read_history, read_json
-from utils.training import plan_phases
+from utils.runs.folders import open_run, read_history, read_json
+from utils.steps import build_for_run, make_datasets, train_one
+from utils.training.loop import plan_phases
+from utils.training.optimizers import make_schedule
 
 
 @pytest.fixture
@@ -166,7 +167,7 @@ def killed_at_call(cls, method, call):
 def test_a_kill_at_the_end_of_an_epoch_runs_it_again_and_keeps_the_best_model(
     prepared, monkeypatch, class_name, method, call, rows_left
 ):
-    from utils import callbacks
+    from utils.training import callbacks
 
     args, datasets, run = prepared
     cls = getattr(callbacks, class_name)
@@ -203,7 +204,7 @@ def test_resume_mid_training_then_fine_tunes_from_the_planned_epoch(tiny_args):
 
 
 def test_checkpoint_interrupted_while_writing_keeps_the_previous_best(tmp_path, monkeypatch):
-    from utils.callbacks import AtomicModelCheckpoint
+    from utils.training.callbacks import AtomicModelCheckpoint
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     path = str(tmp_path / "best.keras")
@@ -254,20 +255,22 @@ def test_fine_tuning_continues_one_history(tiny_args):
     assert max(lr[2:]) <= args["learning_rate"] * args["fine_tune_lr_factor"] + 1e-9
     state = read_json(os.path.join(run.model_dir("mobilenetv2"), "state.json"))
     assert state["phases"]["fine_tune"] == {"first_epoch": 2, "done": True}
-    backbone = models.pretrained.get_backbone(trained.model)
+    backbone = parts.backbone(trained.model)
     assert sum(1 for layer in backbone.layers if layer.trainable and layer.weights) == 5
 
 
 def test_each_model_is_built_and_trained_with_its_own_args(tiny_args):
-    from models.pretrained import get_backbone
+    from models import parts
 
     own = {"lenet": {"epochs": 2}, "efficientnet_lite0": {"image_size": 48}}
     args = resolve_args({**tiny_args, "models": ["lenet"], "epochs": 1, "weights": None, "model_args": own})
     datasets = make_datasets(prepare_data(args), args)
     trained = train_one(build_for_run("lenet", args), datasets, args, open_run(args, args["output_dir"]))
     assert trained.history["epoch"] == [0, 1]
-    assert get_backbone(build_for_run("efficientnet_lite0", args)).input.shape[1] == 48
-    assert get_backbone(build_for_run("efficientnet_lite0", {**args, "model_args": {}})).input.shape[1] == 32
+    assert parts.backbone(build_for_run("efficientnet_lite0", args)).input.shape[1] == 48
+    assert (
+        parts.backbone(build_for_run("efficientnet_lite0", {**args, "model_args": {}})).input.shape[1] == 32
+    )
 
 
 def test_fine_tuning_is_planned_only_for_backbones():
@@ -296,7 +299,7 @@ def test_constant_and_cosine_schedules():
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "amsgrad", "adamw", "rmsprop", "muon"])
 def test_weight_decay_shrinks_kernels_but_not_batchnorm(name):
-    from utils.optimizers import make_optimizer
+    from utils.training.optimizers import make_optimizer
 
     optimizer = make_optimizer(resolve_args({"optimizer": name, "weight_decay": 0.5}), 0.1)
     kernel, gamma = keras.Variable(1.0, name="kernel"), keras.Variable(1.0, name="gamma")
@@ -332,7 +335,7 @@ class Recorder(keras.callbacks.Callback):
 
 
 def test_lookahead_pulls_weights_back_more_strongly_as_training_ends():
-    from utils.callbacks import Lookahead
+    from utils.training.callbacks import Lookahead
 
     model = keras.Sequential(
         [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
@@ -353,7 +356,7 @@ def test_lookahead_pulls_weights_back_more_strongly_as_training_ends():
 
 
 def test_lookahead_of_a_resumed_fit_averages_from_the_restored_weights(tiny_args, tmp_path):
-    from utils.callbacks import make_callbacks
+    from utils.training.callbacks import make_callbacks
 
     args = resolve_args({**tiny_args, "lookahead_steps": 5})
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False)])
@@ -378,7 +381,7 @@ def test_lookahead_of_a_resumed_fit_averages_from_the_restored_weights(tiny_args
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "amsgrad", "adamw", "rmsprop", "muon"])
 def test_rate_factors_scale_single_variables_steps(name):
-    from utils.optimizers import make_optimizer
+    from utils.training.optimizers import make_optimizer
 
     gentle, normal = keras.Variable(1.0, name="gentle"), keras.Variable(1.0, name="normal")
     args = resolve_args({"optimizer": name, "weight_decay": 0})
@@ -390,14 +393,14 @@ def test_rate_factors_scale_single_variables_steps(name):
 
 
 def test_fine_tune_rate_factors_cover_exactly_the_unfrozen_backbone():
-    from models.pretrained import get_backbone
-    from utils.training import fine_tune_rate_factors, unfreeze_top
+    from models import parts
+    from utils.training.loop import fine_tune_rate_factors, unfreeze_top
 
     args = resolve_args({"fine_tune_backbone_lr_factor": 0.1})
     model = models.build_model("mobilenetv2", weights=None)
-    unfreeze_top(get_backbone(model), 3)
+    unfreeze_top(parts.backbone(model), 3)
     factors = fine_tune_rate_factors(model, args)
-    backbone_paths = {w.path for w in get_backbone(model).trainable_weights}
+    backbone_paths = {w.path for w in parts.backbone(model).trainable_weights}
     assert set(factors) == backbone_paths and len(backbone_paths) == 3
     assert set(factors.values()) == {0.1}
     head_paths = {w.path for w in model.get_layer("predictions").weights}
@@ -405,7 +408,7 @@ def test_fine_tune_rate_factors_cover_exactly_the_unfrozen_backbone():
 
 
 def test_amsgrad_is_adam_with_the_running_maximum():
-    from utils.optimizers import make_optimizer
+    from utils.training.optimizers import make_optimizer
 
     amsgrad = make_optimizer(resolve_args({"optimizer": "amsgrad"}), 0.1)
     adam = make_optimizer(resolve_args({"optimizer": "adam"}), 0.1)
@@ -413,7 +416,7 @@ def test_amsgrad_is_adam_with_the_running_maximum():
 
 
 def test_muon_orthogonalises_convolution_kernels_and_leaves_the_classifier_to_adamw():
-    from utils.optimizers import make_optimizer
+    from utils.training.optimizers import make_optimizer
 
     rng = np.random.default_rng(0)
     kernel = keras.Variable(np.zeros((3, 3, 4, 8), "float32"), name="kernel")
@@ -435,7 +438,8 @@ def test_muon_orthogonalises_convolution_kernels_and_leaves_the_classifier_to_ad
 
 
 def test_fast_cnn_with_muon_trains_saves_and_loads(tmp_path):
-    from utils.training import compile_model, output_kernel
+    from models.parts import classifier_kernel
+    from utils.training.loop import compile_model
 
     args = resolve_args({"optimizer": "muon", "learning_rate": 0.02, "momentum": 0.6, "precision": "float32"})
     model = models.build_model("fast_cnn", widths=(8, 16, 16))
@@ -444,7 +448,7 @@ def test_fast_cnn_with_muon_trains_saves_and_loads(tmp_path):
     labels = keras.utils.to_categorical(rng.integers(0, 10, 64), 10)
     models.adapt_to_images(model, images)
     compile_model(model, args, args["learning_rate"])
-    assert output_kernel(model) == model.get_layer("logits").kernel.path
+    assert classifier_kernel(model) == model.get_layer("logits").kernel.path
     assert model.optimizer.exclude_layers and not model.optimizer._should_use_adamw(
         model.get_layer("block1_conv1").kernel
     )
@@ -457,7 +461,7 @@ def test_fast_cnn_with_muon_trains_saves_and_loads(tmp_path):
 
 
 def test_muon_sgd_routes_kernels_to_muon_with_held_norms_and_the_rest_to_sgd():
-    from utils.optimizers import FactorMuon, FactorSGD, make_optimizer
+    from utils.training.optimizers import FactorMuon, FactorSGD, make_optimizer
 
     rng = np.random.default_rng(0)
     kernel = keras.Variable(rng.normal(size=(3, 3, 4, 8)).astype("float32") * 5, name="kernel")
@@ -480,8 +484,8 @@ def test_muon_sgd_routes_kernels_to_muon_with_held_norms_and_the_rest_to_sgd():
 
 
 def test_fast_muon_preset_trains_fast_cnn_saves_and_loads(tmp_path):
-    from utils.optimizers import base_learning_rate
-    from utils.training import compile_model, inner_matrices
+    from utils.training.loop import compile_model, inner_matrices
+    from utils.training.optimizers import base_learning_rate
 
     args = resolve_args({"preset": "fast_muon", "precision": "float32"})
     assert args["optimizer"] == "muon_sgd" and args["lookahead_steps"] is None
@@ -509,7 +513,7 @@ def test_fast_muon_preset_trains_fast_cnn_saves_and_loads(tmp_path):
 def test_muon_sgd_state_survives_a_weights_backup(tmp_path):
     """The epoch backups (save_weights) carry both parts of the MultiOptimizer, so a resumed run
     continues their momentum and step counts."""
-    from utils.training import compile_model
+    from utils.training.loop import compile_model
 
     args = resolve_args({"preset": "fast_muon", "precision": "float32"})
     rng = np.random.default_rng(0)
@@ -573,7 +577,7 @@ def test_ema_momentum_validates_checkpoints_and_ends_on_the_averaged_weights(pre
 
 
 def test_ema_backup_holds_the_trained_weights_and_their_average(prepared):
-    from utils.training import compile_model
+    from utils.training.loop import compile_model
 
     args, datasets, run = prepared
     args = resolve_args({**args, "ema_momentum": 0.6})

@@ -1,4 +1,4 @@
-"""tune.py and utils.tuning: a real KerasTuner search through the project's pipeline on tiny data,
+"""tune.py and utils.tuning.search: a real KerasTuner search through the project's pipeline on tiny data,
 its outputs, resuming, and the distributed mode with a chief and two workers on 127.0.0.1."""
 
 import json
@@ -14,10 +14,10 @@ import pytest
 import train
 import tune
 from benchmarks.scaling import free_ports
-from utils.config import args_for_model, resolve_args
+from utils.config.resolve import args_for_model, resolve_args
 from utils.errors import ConfigError, TuningError
-from utils.runs import read_history
-from utils.tuning import PipelineTuner, SearchOptions, make_oracle, search, trial_data
+from utils.runs.folders import read_history
+from utils.tuning.search import PipelineTuner, SearchOptions, make_oracle, search, trial_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACE = {
@@ -206,13 +206,13 @@ def test_a_user_mistake_inside_a_trial_stops_the_search_with_its_message(overrid
     def refuse(name, args):
         raise ConfigError("args['image_size'] = 40 is below what inceptionv3 takes")
 
-    monkeypatch.setattr("utils.tuning.build_for_run", refuse)
+    monkeypatch.setattr("utils.tuning.search.build_for_run", refuse)
     with pytest.raises(TuningError, match="The search stopped: args\\['image_size'\\] = 40"):
         search(overrides, SPACE, RANDOM_TWO, str(tmp_path / "search"))
 
 
 def test_offline_a_backbone_is_searched_as_its_offline_replacement(tmp_path, monkeypatch, capsys):
-    from models import pretrained
+    from models.pretrained import backbones as pretrained
 
     def unreachable(*args, **kwargs):
         raise OSError("network is unreachable")

@@ -1,4 +1,4 @@
-"""The supported range: stated once in utils/versions.py, equal in requirements.txt, and a version
+"""The supported range: stated once in utils/runtime/versions.py, equal in requirements.txt, and a version
 below it refused in one line before any work."""
 
 import os
@@ -9,7 +9,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from utils.errors import VersionError
-from utils.versions import PACKAGE_FLOORS, check_versions, release, version_problems
+from utils.runtime.versions import PACKAGE_FLOORS, check_versions, release, version_problems
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

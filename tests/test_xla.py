@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 import models
-from models.pretrained import BACKBONES
-from utils.config import resolve_args
-from utils.data import prepare_data
-from utils.experiment import build_for_run, make_datasets, train_one
-from utils.runs import open_run
+from models.pretrained.backbones import BACKBONES
+from utils.config.resolve import resolve_args
+from utils.data.cifar10 import prepare_data
+from utils.runs.folders import open_run
+from utils.steps import build_for_run, make_datasets, train_one
 
 
 class CompiledWith(keras.callbacks.Callback):

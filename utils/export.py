@@ -23,11 +23,11 @@ import numpy as np
 import tensorflow as tf
 
 import models  # noqa: F401  (registers the custom layers a saved model needs)
-from utils.analysis import saved_temperature
+from utils.analysis.summary import saved_temperature
 from utils.errors import ExportError, ModelFileError
 from utils.prediction import batched_predictor
-from utils.runs import write_json
-from utils.training import tested_model_file
+from utils.runs.folders import write_json
+from utils.training.loop import tested_model_file
 
 FORMATS = ("saved_model", "tflite", "tflite_float16", "tflite_int8", "onnx")
 FILE_NAMES = {

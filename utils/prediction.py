@@ -9,9 +9,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 import models  # noqa: F401  (registers the custom layers a saved model needs)
-from utils.analysis import class_probabilities, saved_temperature
-from utils.calibration import apply_temperature
-from utils.data import CLASS_NAMES, IMAGE_SHAPE
+from utils.analysis.calibration import apply_temperature
+from utils.analysis.summary import class_probabilities, saved_temperature
+from utils.data.cifar10 import CLASS_NAMES, IMAGE_SHAPE
 from utils.errors import ImageFileError, ModelFileError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")

@@ -7,12 +7,12 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
-from utils.analysis import ANALYSIS_FILE
-from utils.analysis_plots import pareto_figure
-from utils.callbacks import BEST_MODEL_FILE, HISTORY_FILE
+from utils.analysis.figures import pareto_figure
+from utils.analysis.summary import ANALYSIS_FILE
 from utils.errors import RunFolderError
 from utils.plots import save_figure
-from utils.runs import METRICS_FILE, read_history, read_json
+from utils.runs.folders import METRICS_FILE, read_history, read_json
+from utils.training.callbacks import BEST_MODEL_FILE, HISTORY_FILE
 
 REPORT_COLUMNS = (
     "model",

@@ -1,10 +1,17 @@
 """Resolving `args`: overrides from the notebook, the command line or a JSON file, validated
-before any work and merged into the defaults of `utils.settings`; each model's own args."""
+before any work and merged into the defaults of `utils.config.settings`; each model's own args."""
 
 import json
 
+from models.registry import model_recipes
+from utils.config.settings import (
+    DEFAULTS,
+    MODEL_ARGS_KEYS,
+    PRESETS,
+    RECIPE_KEY_NEEDS,
+    SETTINGS,
+)
 from utils.errors import ConfigError
-from utils.settings import DEFAULTS, MODEL_ARGS_KEYS, MODEL_RECIPES, PRESETS, RECIPE_KEY_NEEDS, SETTINGS
 
 
 def default_args():
@@ -15,7 +22,7 @@ def default_args():
 def resolve_args(overrides=None):
     """Validate `overrides` and merge them into the defaults.
 
-    `model_args` left null becomes each pretrained model's recipe (`MODEL_RECIPES`) less the keys
+    `model_args` left null becomes each pretrained model's recipe (`models.registry.model_recipes()`) less the keys
     `overrides` or their preset set, so what a user sets for the run holds for every model.
 
     Raises:
@@ -58,10 +65,10 @@ def _each_models_own_args(args, run_keys):
 
 
 def recipes_without(run_keys):
-    """`MODEL_RECIPES` less `run_keys`, the keys set for the whole run (by the user or a preset),
+    """The models' recipes less `run_keys`, the keys set for the whole run (by the user or a preset),
     and less the keys that need one of those (`RECIPE_KEY_NEEDS`)."""
     dropped = set(run_keys) | {key for key, needs in RECIPE_KEY_NEEDS.items() if set(needs) & set(run_keys)}
-    return {name: recipe for name, recipe in model_args_without(MODEL_RECIPES, dropped).items() if recipe}
+    return {name: recipe for name, recipe in model_args_without(model_recipes(), dropped).items() if recipe}
 
 
 def args_for_model(args, name):

@@ -49,7 +49,7 @@ def make_schedule(args, learning_rate, total_steps, warmup_steps):
 
 class _AverageKeptByCallback:
     """Optimizer mixin: with `use_ema`, fit's closing overwrite of the weights by their average is
-    skipped. Keras's SwapEMAWeights (utils.callbacks) already puts the average in the model at
+    skipped. Keras's SwapEMAWeights (utils.training.callbacks) already puts the average in the model at
     every epoch's end; when training stops before its last epoch, the optimizer's average slots
     hold the trained weights the callback parked there, and the overwrite would bring those back."""
 

@@ -1,75 +1,17 @@
 """Why a model decides: Grad-CAM heat maps (Selvaraju et al., ICCV 2017) over input images."""
 
-import dataclasses
-
 import keras
 import numpy as np
 import tensorflow as tf
 
-
-def _node(layer):
-    """The node of `layer`'s (single) call in the model that holds it. For a nested model (a
-    pretrained backbone) `layer.output` is the tensor of its own inner graph, which the outer
-    model's inputs do not reach; the node holds the outer tensors."""
-    return layer._inbound_nodes[0]
-
-
-def _map_shape(layer):
-    """(height, width) of a layer's output, or None when it is not a 4-D feature map."""
-    shape = _node(layer).output_tensors[0].shape
-    return tuple(shape[1:3]) if len(shape) == 4 else None
-
-
-def _last_map(layers):
-    """The last of `layers` whose output is a feature map larger than 1x1, or None."""
-    maps = [layer for layer in layers if _map_shape(layer) not in (None, (1, 1))]
-    return maps[-1] if maps else None
-
-
-@dataclasses.dataclass(frozen=True)
-class FeatureMap:
-    """The feature map Grad-CAM reads: a layer of the model, or of a nested model in it."""
-
-    layer: keras.Layer
-    inside: keras.Model | None = None
-
-    @property
-    def name(self):
-        return self.layer.name if self.inside is None else f"{self.inside.name}/{self.layer.name}"
-
-    @property
-    def shape(self):
-        return _map_shape(self.layer)
-
-
-def find_feature_map(model):
-    """The last feature map of `model` larger than 1x1, searched from the output backwards.
-
-    A nested model (a pretrained backbone) whose output is larger than 1x1 is taken whole, its
-    output being its last convolutional map; at small image sizes, where that output is 1x1,
-    the search continues inside it. A backbone with several outputs (pooled maps of several
-    stages, deepest first) is judged by its deepest map. Works on a model reloaded from a file.
-
-    Raises:
-        ValueError: when no layer outputs a feature map larger than 1x1.
-    """
-    layers = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
-    for layer in reversed(layers):
-        shape = _map_shape(layer)
-        if shape is not None and shape != (1, 1):
-            return FeatureMap(layer)
-        if shape == (1, 1) and isinstance(layer, keras.Model):
-            inner = _last_map(layer.layers)
-            if inner is not None:
-                return FeatureMap(inner, inside=layer)
-    raise ValueError(f"{model.name} has no layer with a feature map larger than 1x1 to explain.")
+from models.parts import call_node, last_feature_map
 
 
 def _explainer(model, feature_map):
     """A function of images -> (feature map, class probabilities)."""
     if feature_map.inside is None:
-        return keras.Model(model.inputs, [_node(feature_map.layer).output_tensors[0], model.output])
-    nested = _node(feature_map.inside)
+        return keras.Model(model.inputs, [call_node(feature_map.layer).output_tensors[0], model.output])
+    nested = call_node(feature_map.inside)
     before = keras.Model(model.inputs, nested.input_tensors[0])
     # A backbone may have several outputs (feature_depths > 1): all of them lead to the head.
     inside = keras.Model(feature_map.inside.inputs, [feature_map.layer.output, *feature_map.inside.outputs])
@@ -91,9 +33,9 @@ def gradcam(model, images, classes=None, feature_map=None):
 
     Args:
         classes: the class explained for each image; None: the predicted class.
-        feature_map: a `FeatureMap`; None: `find_feature_map(model)`.
+        feature_map: a `FeatureMap`; None: `last_feature_map(model)`.
     """
-    explain = _explainer(model, feature_map or find_feature_map(model))
+    explain = _explainer(model, feature_map or last_feature_map(model))
     images = tf.convert_to_tensor(np.asarray(images, np.float32))
 
     # Traced, not eager: a model that resizes inside (progressive resizing) may feed its backbone

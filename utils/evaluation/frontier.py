@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import FuncFormatter
 
-from utils.report import pareto_front
+from utils.evaluation.report import pareto_front
 
 BUDGET_MINUTES = (5, 15, 30, 60)
 APPROACH_OF_PHASE = {"scratch": "from scratch", "frozen": "pretrained", "finetune": "pretrained"}

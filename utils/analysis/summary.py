@@ -7,18 +7,18 @@ import time
 import matplotlib.pyplot as plt
 import numpy as np
 
-from utils import analysis_plots
-from utils.calibration import (
+from models.parts import last_feature_map
+from utils.analysis import figures as analysis_plots
+from utils.analysis.calibration import (
     apply_temperature,
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,
     reliability_bins,
 )
-from utils.corruptions import corruption_accuracies
-from utils.data import take_per_class
-from utils.gradcam import find_feature_map, gradcam
-from utils.per_class import (
+from utils.analysis.corruptions import corruption_accuracies
+from utils.analysis.gradcam import gradcam
+from utils.analysis.per_class import (
     class_scores,
     confident_mistakes,
     confusion,
@@ -26,8 +26,9 @@ from utils.per_class import (
     save_class_scores,
     top_k_accuracy,
 )
+from utils.data.cifar10 import take_per_class
 from utils.plots import save_figure
-from utils.runs import read_json, write_json
+from utils.runs.folders import read_json, write_json
 
 ANALYSIS_FILE = "analysis.json"
 CALIBRATION_FILE = "calibration.json"  # the fitted temperature, read back by predict.py
@@ -128,7 +129,7 @@ def robustness_view(model, test, per_class, batch_size, seed, model_dir, model_n
 def explanation_view(model, test, probabilities, class_names, model_dir, model_name):
     """Grad-CAM of the predicted class for the first test image of every class."""
     shown = np.array([np.flatnonzero(test.labels == c)[0] for c in np.unique(test.labels)])
-    feature_map = find_feature_map(model)
+    feature_map = last_feature_map(model)
     heat_maps = gradcam(model, test.images[shown], feature_map=feature_map)
     figure = analysis_plots.gradcam_figure(
         test.images[shown], heat_maps, test.labels[shown], probabilities[shown], class_names, model_name

@@ -12,8 +12,8 @@ import warnings
 import keras
 import numpy as np
 
-from utils.optimizers import base_learning_rate
-from utils.runs import partial_path, save_atomically, write_history_row
+from utils.runs.folders import partial_path, save_atomically, write_history_row
+from utils.training.optimizers import base_learning_rate
 
 BEST_MODEL_FILE = "best.keras"
 HISTORY_FILE = "history.csv"
@@ -158,7 +158,7 @@ def backup_folder(model_dir, phase):
 
 
 class HistoryWriter(keras.callbacks.Callback):
-    """Writes every epoch's logs to history.csv (`utils.runs.write_history_row`): one row per
+    """Writes every epoch's logs to history.csv (`utils.runs.folders.write_history_row`): one row per
     epoch, an epoch run again after a resume replacing its row, the file replaced atomically."""
 
     def __init__(self, path):

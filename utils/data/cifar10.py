@@ -10,8 +10,8 @@ import tarfile
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from utils.config.settings import SMALL_RUN_TEST_PER_CLASS, SMALL_RUN_TRAIN_PER_CLASS
 from utils.errors import DataError
-from utils.settings import SMALL_RUN_TEST_PER_CLASS, SMALL_RUN_TRAIN_PER_CLASS
 
 CLASS_NAMES = (
     "airplane",

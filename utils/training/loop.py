@@ -7,9 +7,15 @@ import time
 
 import keras
 
-from models import adapt_to_images
-from models.pretrained import get_backbone, is_pretrained, resizable_side
-from utils.callbacks import (
+from models import adapt_to_images, parts
+from models.pretrained.backbones import resizable_side
+from utils.data.features import feature_split
+from utils.data.pipeline import make_dataset
+from utils.errors import TrainingError
+from utils.runs.folders import read_history, read_json, save_atomically, write_json
+from utils.runtime.distribution import validation_batches
+from utils.runtime.environment import choose_jit_compile
+from utils.training.callbacks import (
     BEST_MODEL_FILE,
     HISTORY_FILE,
     ImageSizeSchedule,
@@ -18,13 +24,7 @@ from utils.callbacks import (
     remove_backup,
     scheduled_sides,
 )
-from utils.distribution import validation_batches
-from utils.environment import choose_jit_compile
-from utils.errors import TrainingError
-from utils.features import feature_split, head_model
-from utils.optimizers import make_optimizer, make_schedule, steps_per_epoch
-from utils.pipeline import make_dataset
-from utils.runs import read_history, read_json, save_atomically, write_json
+from utils.training.optimizers import make_optimizer, make_schedule, steps_per_epoch
 
 FINAL_MODEL_FILE = "final.keras"
 STATE_FILE = "state.json"
@@ -42,14 +42,18 @@ def fine_tune_rate_factors(model, args):
     """{path: args['fine_tune_backbone_lr_factor']} for the backbone's unfrozen weights, so
     fine-tuning can move the pretrained layers more gently than the new head."""
     factor = args["fine_tune_backbone_lr_factor"]
-    return {weight.path: factor for weight in get_backbone(model).trainable_weights}
+    return {weight.path: factor for weight in parts.backbone(model).trainable_weights}
 
 
 def compile_model(model, args, learning_rate, rate_factors=None):
     """(Re)compile after any change of `trainable`; labels are one-hot."""
     model.compile(
         optimizer=make_optimizer(
-            args, learning_rate, rate_factors, classifier=output_kernel(model), matrices=inner_matrices(model)
+            args,
+            learning_rate,
+            rate_factors,
+            classifier=parts.classifier_kernel(model),
+            matrices=inner_matrices(model),
         ),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=args["label_smoothing"]),
         metrics=["accuracy"],
@@ -57,15 +61,9 @@ def compile_model(model, args, learning_rate, rate_factors=None):
     )
 
 
-def output_kernel(model):
-    """Path of the model's last trainable weight matrix: its classifier's kernel (None: none)."""
-    matrices = [weight.path for weight in model.trainable_weights if len(weight.shape) == 2]
-    return matrices[-1] if matrices else None
-
-
 def inner_matrices(model):
     """Paths of the model's trainable kernels and weight matrices, but its classifier's."""
-    classifier = output_kernel(model)
+    classifier = parts.classifier_kernel(model)
     return [
         weight.path
         for weight in model.trainable_weights
@@ -198,7 +196,7 @@ def uses_feature_cache(model, phase, datasets, args):
     return (
         args["feature_cache"]
         and phase.name == "train"
-        and is_pretrained(model)
+        and parts.has_backbone(model)
         and datasets.augmenter is None
         and not datasets.mixers
     )
@@ -228,7 +226,9 @@ def _fit_head_on_features(model, run, datasets, args, record):
     )
     record["feature_seconds"] = time.perf_counter() - start
     no_files = {**args, "checkpoint": False, "backup_and_restore": False}
-    run.fit(head_model(model), args, train, validation, steps_per_epoch(len(data.train), batch), no_files)
+    run.fit(
+        parts.head_model(model), args, train, validation, steps_per_epoch(len(data.train), batch), no_files
+    )
     if args["checkpoint"]:
         save_atomically(model.save, os.path.join(run.model_dir, BEST_MODEL_FILE))
 
@@ -250,14 +250,14 @@ def train_model(name, model, datasets, args, model_dir, extra_callbacks=()):
     state_path = os.path.join(model_dir, STATE_FILE)
     state = read_json(state_path, default={"phases": {}})
     history_path = os.path.join(model_dir, HISTORY_FILE)
-    for phase in plan_phases(args, is_pretrained(model)):
+    for phase in plan_phases(args, parts.has_backbone(model)):
         if phase.name not in state["phases"]:
             first_epoch = len(read_history(history_path).get("epoch", []))
             state["phases"][phase.name] = {"first_epoch": first_epoch, "done": False}
             write_json(state_path, state)
         record = state["phases"][phase.name]
         if phase.name == "fine_tune":
-            unfreeze_top(get_backbone(model), args["fine_tune_layers"])
+            unfreeze_top(parts.backbone(model), args["fine_tune_layers"])
         weights_path = os.path.join(model_dir, f"phase_{phase.name}.weights.h5")
         if record["done"]:
             model.load_weights(weights_path)

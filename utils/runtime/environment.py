@@ -6,8 +6,8 @@ import platform
 
 import keras
 
-from utils.colab_setup import in_colab
-from utils.distribution import configure_cpu_devices
+from utils.runtime.colab import in_colab
+from utils.runtime.distribution import configure_cpu_devices
 
 DRIVE_MOUNT = "/content/drive"
 DRIVE_FOLDER = os.path.join(DRIVE_MOUNT, "MyDrive")
@@ -68,28 +68,20 @@ def _gpu_compute_capability():
     return None
 
 
-# Models that train faster in float32 than under mixed_bfloat16 on CPUs with bf16 support, all
-# built on depthwise convolutions. Fine-tuning every layer at 64 px on 2 cores, training images/s
-# float32 vs mixed_bfloat16: efficientnet_lite0 247.5 vs 124.2, mobilenetv2 458.2 vs 247.0,
-# efficientnetb0 124.1 vs 104.0 (benchmarks/results/throughput_<model>_finetune64.json, timed as whole
-# `fit` calls, which could stall: rates near 125 are suspect; for Lite0 whole training runs agree,
-# bfloat16 fine-tuning about 4x slower).
-CPU_FLOAT32_MODELS = frozenset({"efficientnet_lite0", "mobilenetv2", "efficientnetb0"})
-
-
-def choose_precision(requested="auto", model_name=None):
+def choose_precision(requested="auto", cpu_float32=False):
     """The precision policy for this hardware and model, unless `requested` names one.
 
     mixed_float16 on GPUs of compute capability 7.0+; on CPUs with AVX512-BF16 or AMX,
     mixed_bfloat16 (about 2x faster than float32 for our convolutional networks on the 2-core
-    machine) except for the models of CPU_FLOAT32_MODELS; else float32.
+    machine) unless `cpu_float32` (a model measured faster in float32 there: its registry entry);
+    else float32.
     """
     if requested != "auto":
         return requested
     capability = _gpu_compute_capability()
     if capability is not None:
         return "mixed_float16" if capability >= (7, 0) else "float32"
-    return "mixed_bfloat16" if _cpu_has_bf16() and model_name not in CPU_FLOAT32_MODELS else "float32"
+    return "mixed_bfloat16" if _cpu_has_bf16() and not cpu_float32 else "float32"
 
 
 def choose_jit_compile(requested="auto"):
@@ -120,7 +112,7 @@ def describe_runtime():
 
 def prepare_session(args):
     """Seed every generator and set the session's precision policy; returns the policy name.
-    (`utils.experiment.build_for_run` builds each model under its own choice.)"""
+    (`utils.steps.build_for_run` builds each model under its own choice.)"""
     configure_cpu_devices(args["cpu_devices"])
     set_seed(args["seed"])
     policy = choose_precision(args["precision"])

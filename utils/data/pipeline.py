@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from utils.data import NUM_CLASSES
+from utils.data.cifar10 import NUM_CLASSES
 
 
 def make_augmenter(args, seed):
@@ -93,7 +93,7 @@ def make_dataset(
     """A batched, prefetched `tf.data.Dataset` of (float32 inputs, one-hot labels).
 
     Args:
-        split: a `utils.data.Split` of images (0-255), or of cached backbone features.
+        split: a `utils.data.cifar10.Split` of images (0-255), or of cached backbone features.
         training: an endless stream (give `fit` its `steps_per_epoch`) of passes over
             `split`, each shuffled anew, with `augmenter` applied;
             otherwise one pass in order.

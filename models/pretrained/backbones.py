@@ -12,12 +12,12 @@ import socket
 import keras
 import tensorflow as tf
 
-from models import efficientnet_lite
+from models import parts
 from models.layers import classifier
-from models.registry import register_model
+from models.pretrained import efficientnet_lite
+from models.registry import PRETRAINED, Evidence, Recipe, register_model
 from utils.errors import ConfigError, WeightsError
 
-BACKBONE_LAYER = "backbone"
 OFFLINE_BACKBONE = "efficientnet_lite0"  # its ImageNet weights install with the requirements
 WEIGHTS_HOST = "storage.googleapis.com"  # where keras.applications downloads weights from
 
@@ -44,7 +44,7 @@ class KerasApplication:
         """
         constructor = getattr(keras.applications, self.constructor)
         model = constructor(include_top=False, weights=weights, input_shape=input_shape)
-        model.name = BACKBONE_LAYER
+        model.name = parts.BACKBONE
         return model
 
     def imagenet(self, input_shape, name):
@@ -85,7 +85,7 @@ class EfficientNetLite0:
 
     def build(self, input_shape):
         """Randomly initialised."""
-        return efficientnet_lite.build_efficientnet_lite0(input_shape, name=BACKBONE_LAYER)
+        return efficientnet_lite.build_efficientnet_lite0(input_shape, name=parts.BACKBONE)
 
     def imagenet(self, input_shape, name):
         model = self.build(input_shape)
@@ -234,17 +234,17 @@ def stage_outputs(base, count):
 
 
 def pooled_features(base, x, feature_depths):
-    """The backbone applied to `x` in inference mode, its output globally pooled as layer "pool"; with
-    `feature_depths` > 1 the pooled maps of its last stages, deepest first, concatenated as "pool"."""
+    """The backbone applied to `x` in inference mode, its output globally pooled as the features part; with
+    `feature_depths` > 1 the pooled maps of its last stages, deepest first, concatenated."""
     # training=False keeps BatchNorm in inference mode during fine-tuning, too.
     if feature_depths == 1:
-        return keras.layers.GlobalAveragePooling2D(name="pool")(base(x, training=False))
+        return keras.layers.GlobalAveragePooling2D(name=parts.FEATURES)(base(x, training=False))
     outputs = [layer.output for layer in stage_outputs(base, feature_depths)]
-    base.name = f"{BACKBONE_LAYER}_single_output"  # the multi-output view below takes the name
-    stages = keras.Model(base.inputs, outputs, name=BACKBONE_LAYER)
+    base.name = f"{parts.BACKBONE}_single_output"  # the multi-output view below takes the name
+    stages = keras.Model(base.inputs, outputs, name=parts.BACKBONE)
     maps = stages(x, training=False)
     pooled = [keras.layers.GlobalAveragePooling2D(name=f"pool_{depth}")(m) for depth, m in enumerate(maps)]
-    return keras.layers.Concatenate(name="pool")(pooled)
+    return keras.layers.Concatenate(name=parts.FEATURES)(pooled)
 
 
 def build_pretrained(
@@ -253,7 +253,7 @@ def build_pretrained(
     """A frozen backbone in inference mode plus a new trainable head on its pooled features
     (from its output, or from its last `feature_depths` resolution stages). With
     `image_size_start` the images are resized to a side that starts there and that
-    `utils.callbacks.ImageSizeSchedule` raises towards `image_size` while training.
+    `utils.training.callbacks.ImageSizeSchedule` raises towards `image_size` while training.
 
     Raises:
         ConfigError: when `image_size` is below the backbone's smallest accepted side, or the
@@ -275,12 +275,50 @@ def build_pretrained(
     base = load_backbone(name, (image_size, image_size, input_shape[2]), weights)
     base.trainable = False
     x = pooled_features(base, x, feature_depths)
-    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    x = keras.layers.Dropout(dropout, name=parts.DROPOUT)(x)
     return keras.Model(inputs, classifier(num_classes)(x), name=name)
 
 
+# Backbones that train faster in float32 than under mixed_bfloat16 on CPUs with bf16 support, all
+# built on depthwise convolutions. Fine-tuning every layer at 64 px on 2 cores, training images/s
+# float32 vs mixed_bfloat16: efficientnet_lite0 247.5 vs 124.2, mobilenetv2 458.2 vs 247.0,
+# efficientnetb0 124.1 vs 104.0 (benchmarks/results/throughput/<model>_finetune64.json, timed as whole
+# `fit` calls, which could stall: rates near 125 are suspect; for Lite0 whole training runs agree,
+# bfloat16 fine-tuning about 4x slower).
+CPU_FLOAT32_BACKBONES = frozenset({"efficientnet_lite0", "mobilenetv2", "efficientnetb0"})
+
+# Each backbone's best small-budget recipe measured here, given to it by default (`model_args` null).
+# EfficientNet-Lite0: one head epoch at 64 px, then 8 epochs fine-tuning every layer while the side
+# rises to 96 px; at 64 px throughout for 1 + 5 epochs, 86.96% in 21 minutes; at 32 px, 79.90%
+# (efficientnet_lite0_finetune_32.json); frozen, about 82% at any side.
+RECIPES = {
+    "efficientnet_lite0": Recipe(
+        args={
+            "image_size": 96,
+            "image_size_start": 64,
+            "epochs": 1,
+            "fine_tune_layers": "all",
+            "fine_tune_epochs": 8,
+            "fine_tune_lr_factor": 0.2,
+        },
+        evidence=Evidence(
+            accuracy=90.29,
+            minutes=40.0,
+            machine="2-core AMD EPYC (AVX2), float32",
+            record="benchmarks/results/budget_frontier/budget_frontier.json",
+        ),
+    ),
+}
+
+
 def _register(name):
-    @register_model(name)
+    @register_model(
+        name,
+        family=PRETRAINED,
+        search_space=PRETRAINED,
+        cpu_float32=name in CPU_FLOAT32_BACKBONES,
+        recipe=RECIPES.get(name),
+    )
     def builder(
         input_shape,
         num_classes,
@@ -320,12 +358,3 @@ def resizable_side(model):
     """The `ResizeToSide` layer of `model`, or None when its image side is fixed."""
     layers = [layer for layer in model.layers if isinstance(layer, ResizeToSide)]
     return layers[0] if layers else None
-
-
-def is_pretrained(model):
-    """Whether `model` holds a backbone that fine-tuning can unfreeze."""
-    return any(layer.name == BACKBONE_LAYER for layer in model.layers)
-
-
-def get_backbone(model):
-    return model.get_layer(BACKBONE_LAYER)

@@ -1,5 +1,5 @@
 """Args overrides from the command line (`--set KEY=VALUE`) and JSON files (`--config`), for
-train.py, tune.py and the benchmarks; `utils.config.resolve_args` validates them."""
+train.py, tune.py and the benchmarks; `utils.config.resolve.resolve_args` validates them."""
 
 import json
 import os

@@ -9,8 +9,8 @@ import numpy as np
 from matplotlib.ticker import NullFormatter
 
 from utils.plots import save_figure
-from utils.runs import write_json
-from utils.search_space import apply_values
+from utils.runs.folders import write_json
+from utils.tuning.spaces import apply_values
 
 TRIAL_RESULTS = ("val_accuracy", "epochs", "train_seconds")
 BEST_ARGS_FILE = "best_args.json"

@@ -13,13 +13,12 @@ import os
 import keras_tuner
 
 from models import available_models, model_options
-from models.pretrained import BACKBONES
-from utils.config import check_value
+from models.registry import model_entry
+from utils.config.resolve import check_value
+from utils.config.settings import SETTINGS
 from utils.errors import ConfigError
-from utils.settings import SETTINGS
 
 DEFAULT_SPACES_FILE = os.path.join(os.path.dirname(__file__), "search_spaces.json")
-PRETRAINED_FAMILY = "pretrained"
 MODEL_OPTION_PREFIX = "model_options."
 SAMPLINGS = ("linear", "log", "reverse_log")
 RANGE_FIELDS = {"min", "max", "step", "sampling"}
@@ -47,10 +46,6 @@ NOT_SEARCHABLE = (
 )
 
 
-def _family(model_name):
-    return PRETRAINED_FAMILY if model_name in BACKBONES else model_name
-
-
 def load_space(path_or_name, model_name):
     """A checked space: from a JSON file, or the defaults file's space of a family name (None:
     the family of `model_name`; a backbone's family is "pretrained")."""
@@ -58,7 +53,7 @@ def load_space(path_or_name, model_name):
         space = _read_json_object(path_or_name)
     else:
         spaces = _read_json_object(DEFAULT_SPACES_FILE)
-        family = path_or_name or _family(model_name)
+        family = path_or_name or model_entry(model_name).search_space
         if family not in spaces:
             raise ConfigError(
                 f"Search space {family!r} is neither a file nor a family of {DEFAULT_SPACES_FILE} "

@@ -13,30 +13,17 @@ import os
 import keras
 import numpy as np
 
-from models.pretrained import get_backbone, resizable_side
-from utils.data import Split
-
-POOL_LAYER = "pool"
-
-
-def feature_model(model):
-    """The part of a pretrained model up to its pooled backbone features."""
-    return keras.Model(model.inputs, model.get_layer(POOL_LAYER).output, name=f"{model.name}_features")
-
-
-def head_model(model):
-    """The layers after the pooled features, sharing their weights with `model`."""
-    features = keras.Input(shape=model.get_layer(POOL_LAYER).output.shape[1:], name="features")
-    x = model.get_layer("dropout")(features)
-    return keras.Model(features, model.get_layer("predictions")(x), name=f"{model.name}_head")
+from models import parts
+from models.pretrained.backbones import resizable_side
+from utils.data.cifar10 import Split
 
 
 def cache_key(model, images):
     """A hex digest of everything the features depend on: weights, input size (and the side of a
     resizable model), which maps are pooled, precision, images."""
     digest = hashlib.sha256()
-    backbone = get_backbone(model)  # the only weights before the pooled features
-    pooled = model.get_layer(POOL_LAYER).output.shape
+    backbone = parts.backbone(model)  # the only weights before the pooled features
+    pooled = parts.features_shape(model)
     resize = resizable_side(model)
     side = "" if resize is None else int(keras.ops.convert_to_numpy(resize.side))
     digest.update(f"{model.name} {backbone.input_shape} {side} {pooled} {model.dtype_policy.name}".encode())
@@ -56,7 +43,9 @@ def cached_features(model, images, cache_dir, batch_size):
     path = os.path.join(cache_dir, f"{model.name}-{cache_key(model, images)[:24]}.npy")
     if os.path.isfile(path):
         return np.load(path), True
-    features = feature_model(model).predict(images.astype(np.float32), batch_size=batch_size, verbose=0)
+    features = parts.features_model(model).predict(
+        images.astype(np.float32), batch_size=batch_size, verbose=0
+    )
     features = features.astype(np.float32)
     os.makedirs(cache_dir, exist_ok=True)
     temporary = f"{path}.tmp.npy"

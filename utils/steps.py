@@ -7,19 +7,20 @@ import keras
 import tensorflow as tf
 
 from models import build_model
-from models.pretrained import BACKBONES, OFFLINE_BACKBONE, WEIGHTS_HOST, with_offline_fallback
-from utils.analysis import analyse_model
-from utils.callbacks import BEST_MODEL_FILE
-from utils.config import args_for_model
-from utils.data import IMAGE_SHAPE, NUM_CLASSES, Cifar10
-from utils.distribution import strategy_scope, validation_batches
-from utils.environment import choose_precision
+from models.pretrained.backbones import OFFLINE_BACKBONE, WEIGHTS_HOST, with_offline_fallback
+from models.registry import is_pretrained_name, model_entry
+from utils.analysis.summary import analyse_model
+from utils.config.resolve import args_for_model
+from utils.data.cifar10 import IMAGE_SHAPE, NUM_CLASSES, Cifar10
+from utils.data.pipeline import make_augmenter, make_dataset, make_mixers
 from utils.errors import RunFolderError
-from utils.optimizers import steps_per_epoch
-from utils.pipeline import make_augmenter, make_dataset, make_mixers
 from utils.plots import history_figure, save_figure
-from utils.runs import read_run_args
-from utils.training import FINAL_MODEL_FILE, tested_model_file, train_model, trained_from_folder
+from utils.runs.folders import read_run_args
+from utils.runtime.distribution import strategy_scope, validation_batches
+from utils.runtime.environment import choose_precision
+from utils.training.callbacks import BEST_MODEL_FILE
+from utils.training.loop import FINAL_MODEL_FILE, tested_model_file, train_model, trained_from_folder
+from utils.training.optimizers import steps_per_epoch
 
 
 @dataclasses.dataclass
@@ -84,7 +85,7 @@ def model_options_for(name, args):
     """Builder options from args: weights, image sizes and feature_depths for pretrained models,
     then the model's own entry of args['model_options'], which wins."""
     options = {}
-    if name in BACKBONES:
+    if is_pretrained_name(name):
         options = {key: args[key] for key in ("weights", "image_size", "feature_depths", "image_size_start")}
     return {**options, **args["model_options"].get(name, {})}
 
@@ -92,7 +93,9 @@ def model_options_for(name, args):
 def build_for_run(name, args):
     """Build registered model `name` with the options its args (`args_for_model`) give it, under
     the precision policy chosen for it (a model keeps the policy it was built with)."""
-    keras.mixed_precision.set_global_policy(choose_precision(args["precision"], name))
+    keras.mixed_precision.set_global_policy(
+        choose_precision(args["precision"], model_entry(name).cpu_float32)
+    )
     with strategy_scope(args):
         return build_model(
             name, IMAGE_SHAPE, NUM_CLASSES, **model_options_for(name, args_for_model(args, name))
@@ -110,7 +113,7 @@ def train_one(model, datasets, args, run, extra_callbacks=()):
 
 
 def analyse_trained(trained, data, run, args, test_probabilities=None):
-    """The analysis of one trained model (utils.analysis) into its run sub-folder."""
+    """The analysis of one trained model (utils.analysis.summary) into its run sub-folder."""
     return analyse_model(
         trained.model,
         trained.name,

@@ -5,8 +5,8 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter
 from sklearn.metrics import ConfusionMatrixDisplay
 
-from utils.calibration import ECE_BINS
-from utils.corruptions import SEVERITIES
+from utils.analysis.calibration import ECE_BINS
+from utils.analysis.corruptions import SEVERITIES
 from utils.plots import image_grid
 
 

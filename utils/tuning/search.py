@@ -18,13 +18,13 @@ import grpc
 import keras_tuner
 import numpy as np
 
-from utils import data as cifar
-from utils.config import model_args_without, resolve_args
-from utils.environment import prepare_session
+from utils.config.resolve import model_args_without, resolve_args
+from utils.data import cifar10 as cifar
 from utils.errors import ConfigError, ProjectError, TrainingError, TuningError
-from utils.experiment import build_for_run, make_datasets, train_one
-from utils.runs import open_run
-from utils.search_space import apply_values, declare_hyperparameters
+from utils.runs.folders import open_run
+from utils.runtime.environment import prepare_session
+from utils.steps import build_for_run, make_datasets, train_one
+from utils.tuning.spaces import apply_values, declare_hyperparameters
 
 OBJECTIVE = "val_accuracy"
 TUNER_FOLDER = "keras_tuner"
@@ -190,7 +190,7 @@ def keras_tuner_distributed():
 
 def is_search_chief():
     """Whether this process is the chief of a distributed search (serves the oracle, writes the
-    outputs); `utils.distribution.is_chief` is the training counterpart."""
+    outputs); `utils.runtime.distribution.is_chief` is the training counterpart."""
     return keras_tuner_distributed() and "chief" in os.environ["KERASTUNER_TUNER_ID"]
 
 

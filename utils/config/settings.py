@@ -2,7 +2,7 @@
 
 Every setting of a run lives in one flat `args` dict. `SETTINGS` below is the one source
 of truth for its keys; the notebook shows it and overrides a few keys, `train.py` overrides
-keys from the command line, and `utils.config.resolve_args` validates and merges them.
+keys from the command line, and `utils.config.resolve.resolve_args` validates and merges them.
 """
 
 import dataclasses
@@ -164,8 +164,8 @@ SETTINGS = {
         "Args that replace the run's for one model, per model name, e.g. "
         '{"efficientnet_lite0": {"image_size": 96}}; keys among '
         + ", ".join(MODEL_ARGS_KEYS)
-        + ". null: each pretrained model's measured small-budget recipe (MODEL_RECIPES in "
-        "utils/settings.py; efficientnet_lite0: 1 head epoch at 64 px, then 8 epochs fine-tuning every "
+        + ". null: each model's measured recipe (its registry entry, `models.registry.model_recipes()`; "
+        "efficientnet_lite0: 1 head epoch at 64 px, then 8 epochs fine-tuning every "
         "layer at 0.2x the rate while the side rises to 96 px), less the keys you set for the whole run; "
         "{}: every model takes the run's args.",
     ),
@@ -314,7 +314,7 @@ SETTINGS = {
         "auto",
         (str,),
         "Compute precision: auto (per model: mixed_bfloat16 on CPUs with AVX512-BF16/AMX except for "
-        "the depthwise backbones measured faster in float32 there (utils/environment.py), "
+        "the depthwise backbones measured faster in float32 there (utils/runtime/environment.py), "
         "mixed_float16 on GPUs of compute capability 7.0+, else float32), float32, "
         "mixed_bfloat16 or mixed_float16.",
         _one_of("auto", "float32", "mixed_bfloat16", "mixed_float16"),
@@ -333,7 +333,7 @@ SETTINGS = {
     "distribute": Setting(
         "none",
         (str,),
-        "Data-parallel training (utils/distribution.py): none; mirrored (every local GPU, else every "
+        "Data-parallel training (utils/runtime/distribution.py): none; mirrored (every local GPU, else every "
         "logical CPU device); multi_worker (the hosts in the TF_CONFIG environment variable, each "
         "running the same command). No TPU: Colab's TPU runtimes ship no TensorFlow. "
         "batch_size is the global batch, split across replicas, and "
@@ -456,7 +456,7 @@ SETTINGS = {
     "preset": Setting(
         None,
         (str, NoneType),
-        "A named recipe (utils/settings.py PRESETS) applied on the defaults, under your "
+        "A named recipe (utils/config/settings.py PRESETS) applied on the defaults, under your "
         "overrides: fast (fast_cnn, airbench-style), fast_muon (fast_cnn, airbench94_muon-style) or "
         "original (the original project's lenet recipe).",
         lambda value: value is None or value in PRESETS,
@@ -531,22 +531,6 @@ PRESETS = {
         "reduce_lr_patience": 3,
         "reduce_lr_factor": 1 / 3,
         "early_stopping_patience": 10,
-    },
-}
-
-# Each pretrained model's best small-budget recipe measured here, given to it by default
-# (`model_args` null). EfficientNet-Lite0, on the 2-core CPU of benchmarks/results/budget_frontier.json:
-# one head epoch at 64 px, then 8 epochs fine-tuning every layer while the side rises to 96 px,
-# 90.29% in 40 minutes ("lite0 fine-tuned 64-96px 1+8 ep"); at 64 px throughout for 1 + 5 epochs,
-# 86.96% in 21; at 32 px, 79.90% (efficientnet_lite0_finetune_32.json); frozen, about 82% at any side.
-MODEL_RECIPES = {
-    "efficientnet_lite0": {
-        "image_size": 96,
-        "image_size_start": 64,
-        "epochs": 1,
-        "fine_tune_layers": "all",
-        "fine_tune_epochs": 8,
-        "fine_tune_lr_factor": 0.2,
     },
 }
 

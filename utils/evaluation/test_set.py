@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from utils.runs import write_json
+from utils.runs.folders import write_json
 
 COLUMNS = (
     "model",

@@ -1,0 +1,1 @@
+"""Configuration: the args settings grouped by stage, presets, validation, command-line overrides."""

@@ -1,0 +1,1 @@
+"""CIFAR-10: safe loading, augmentation, tf.data pipelines and the feature cache."""

@@ -1,0 +1,1 @@
+"""Run folders: their lifecycle, atomic files and history."""

@@ -1,0 +1,1 @@
+"""Training: phases and loop, compile, optimizers and schedules, callbacks and checkpoints."""

@@ -1,0 +1,1 @@
+"""Hyperparameter search: the search, its spaces and its report."""
