@@ -25,8 +25,12 @@ from utils.config.overrides import parse_override  # noqa: E402
 from utils.config.resolve import resolve_args  # noqa: E402
 from utils.data import cifar10 as cifar  # noqa: E402
 from utils.runs.folders import RunFolder, read_json, read_run_args, write_json  # noqa: E402
-from utils.runtime.environment import prepare_session  # noqa: E402
-from utils.steps import analyse_trained, load_run_models  # noqa: E402
+from utils.steps import (  # noqa: E402
+    analyse_trained,
+    load_data,
+    load_run_models,
+    start_session,  # noqa: E402
+)
 
 BUDGET_SECONDS = 120  # the whole analysis of one model on the 10,000 test images
 
@@ -64,8 +68,8 @@ def findings(summary):
 def analyse_run(run_path, data_path, overrides):
     """Timed analysis of every model of one finished run: (record entries, summaries)."""
     args = resolve_args({**read_run_args(run_path), "data_path": data_path, **overrides})
-    policy = prepare_session(args)
-    data = cifar.prepare_data(args)
+    policy = start_session(args)
+    data = load_data(args)
     run = RunFolder(run_path, resumed=True)
     metrics = read_json(run.file("metrics.json"), default={})
     results, summaries = [], []

@@ -23,9 +23,9 @@ import utils  # noqa: E402, F401  (first: it sets TensorFlow's flags before Tens
 from benchmarks.step_versus_revision import git  # noqa: E402
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
 from utils.config.resolve import resolve_args  # noqa: E402
-from utils.data.cifar10 import prepare_data  # noqa: E402
 from utils.export import FORMATS, export_model  # noqa: E402
 from utils.runs.folders import model_run_args, write_json  # noqa: E402
+from utils.steps import load_data  # noqa: E402
 
 
 def main(argv=None):
@@ -34,7 +34,7 @@ def main(argv=None):
     parser.add_argument("--data", required=True, help="cifar-10-python.tar.gz or its folder")
     parser.add_argument("--out", required=True, help="the JSON record to write")
     options = parser.parse_args(argv)
-    data = prepare_data(resolve_args({"data_path": options.data, "val_fraction": 0}))
+    data = load_data(resolve_args({"data_path": options.data, "val_fraction": 0}))
     with tempfile.TemporaryDirectory() as folder:
         exported = export_model(options.model, FORMATS, folder, data)
     run_args = model_run_args(options.model)

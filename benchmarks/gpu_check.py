@@ -29,9 +29,9 @@ from benchmarks.time_to_accuracy import machine_description  # noqa: E402
 from models.registry import model_entry  # noqa: E402
 from train import run_pipeline  # noqa: E402
 from utils.config.resolve import resolve_args  # noqa: E402
-from utils.data import cifar10 as cifar  # noqa: E402
 from utils.runs.folders import read_history, read_json, write_json  # noqa: E402
 from utils.runtime.environment import choose_jit_compile, choose_precision, describe_runtime  # noqa: E402
+from utils.steps import load_data  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOK = os.path.join(ROOT, "image_classification_main.ipynb")
@@ -97,7 +97,7 @@ def check_path(name, data, output_dir, tiny):
         run_pipeline(args)
     seconds = time.perf_counter() - start
     (run,) = os.listdir(output_dir)
-    train_images = len(cifar.prepare_data(args).train)
+    train_images = len(load_data(args).train)
     return {
         "seconds": seconds,
         "overrides": overrides,

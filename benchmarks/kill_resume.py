@@ -144,10 +144,9 @@ def check_run(output_dir, run_dir, epochs):
 
     import models  # noqa: F401  (custom layers of the saved model)
     from utils.config.resolve import resolve_args
-    from utils.data import cifar10 as cifar
     from utils.evaluation.test_set import loss_and_accuracy
     from utils.runs.folders import read_run_args
-    from utils.steps import make_datasets
+    from utils.steps import load_data, make_datasets
     from utils.training import optimizers  # noqa: F401  (the custom optimizers it was compiled with)
 
     metrics = read_json(os.path.join(run_dir, "metrics.json"), default={})
@@ -160,7 +159,7 @@ def check_run(output_dir, run_dir, epochs):
     }
     if checks["best_model_loads"] and checks["metrics_written"]:
         args = resolve_args(read_run_args(run_dir))
-        data = cifar.prepare_data(args)
+        data = load_data(args)
         best = keras.models.load_model(model_path)
         # No epoch in history.csv may beat best.keras (a stale or missing checkpoint would).
         validation_loss = best.evaluate(make_datasets(data, args).validation, verbose=0)[0]

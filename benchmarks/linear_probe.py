@@ -29,8 +29,11 @@ from utils.config.resolve import resolve_args  # noqa: E402
 from utils.data import cifar10 as cifar  # noqa: E402
 from utils.data.features import cached_features  # noqa: E402
 from utils.runs.folders import write_json  # noqa: E402
-from utils.runtime.environment import choose_precision, prepare_session, set_seed  # noqa: E402
-from utils.steps import build_for_run  # noqa: E402
+from utils.runtime.environment import choose_precision, set_seed  # noqa: E402
+from utils.steps import (
+    build_for_run,  # noqa: E402
+    start_session,  # noqa: E402
+)
 
 STRENGTHS = (0.01, 0.1, 1.0)  # inverse regularisation strengths tried on the held-out tenth
 
@@ -113,7 +116,7 @@ def main(argv=None):
             "precision": options.precision,
         }
     )
-    prepare_session(args)
+    start_session(args)
     data = probe_data(args, options.train_per_class, options.test_per_class)
     probes = [probe_weights(args, data, weights) for weights in (options.weights, None)]
     record = {

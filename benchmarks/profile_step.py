@@ -26,9 +26,9 @@ from benchmarks.throughput import (  # noqa: E402
     step_benchmark_args,
 )
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
-from utils.data import cifar10 as cifar  # noqa: E402
+from utils.config.sections import section  # noqa: E402
 from utils.runs.folders import write_json  # noqa: E402
-from utils.steps import make_datasets  # noqa: E402
+from utils.steps import load_data, make_datasets  # noqa: E402
 from utils.training.callbacks import make_callbacks  # noqa: E402
 
 # Op events are named "<scope path>:<op type>"; these types only wrap the ops they call.
@@ -69,7 +69,15 @@ def profile(model, datasets, args, steps):
     import tensorflow as tf  # after the project's imports, which set TensorFlow's flags first
 
     with tempfile.TemporaryDirectory() as folder:
-        callbacks = make_callbacks(args, folder, "loss", "profile", {}, first_epoch=0)
+        callbacks = make_callbacks(
+            section(args, "callbacks"),
+            folder,
+            "loss",
+            "profile",
+            {},
+            first_epoch=0,
+            ema_momentum=args["ema_momentum"],
+        )
 
         def fit():
             model.fit(
@@ -132,7 +140,7 @@ def parse_command_line(argv):
 def main(argv=None):
     options = parse_command_line(argv)
     args = step_benchmark_args(options)
-    datasets = make_datasets(cifar.prepare_data(args), args)
+    datasets = make_datasets(load_data(args), args)
     model = prepared_model(args, datasets)
     totals, seconds_per_step = profile(model, datasets, args, options.steps)
     record = {

@@ -75,8 +75,7 @@ def measure(options, cores, workers):
     from utils.data.cifar10 import Split
     from utils.data.pipeline import make_dataset
     from utils.runtime.distribution import strategy_scope
-    from utils.runtime.environment import prepare_session
-    from utils.steps import build_for_run
+    from utils.steps import build_for_run, start_session, training_settings
     from utils.training.loop import compile_model
 
     settings = {
@@ -85,13 +84,13 @@ def measure(options, cores, workers):
         "distribute": "multi_worker" if workers > 1 else "none",
     }
     args = args_for_model(resolve_args(settings), options["model"])
-    prepare_session(args)
+    start_session(args)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(4096, 32, 32, 3), dtype=np.uint8)
     split = Split(images, rng.integers(0, 10, size=4096))
     model = build_for_run(options["model"], args)
-    with strategy_scope(args):
-        compile_model(model, args, args["learning_rate"])
+    with strategy_scope(args["distribute"]):
+        compile_model(model, training_settings(args), args["learning_rate"])
         train = make_dataset(split, args["batch_size"], training=True, seed=0)
         rate = training_images_per_second(model, train, options["steps"], args["batch_size"], repeats=1)
     return {

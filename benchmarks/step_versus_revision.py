@@ -24,6 +24,7 @@ from benchmarks.throughput import training_images_per_second  # noqa: E402
 from benchmarks.time_to_accuracy import machine_description  # noqa: E402
 from utils.config.resolve import resolve_args  # noqa: E402
 from utils.runs.folders import write_json  # noqa: E402
+from utils.steps import training_settings  # noqa: E402
 from utils.training.loop import compile_model  # noqa: E402
 
 MODULE = "models/fast_cnn.py"
@@ -61,7 +62,7 @@ def warmed_up_model(module, args, dataset, images):
     keras.utils.set_random_seed(args["seed"])
     model = module.build_fast_cnn(images.shape[1:], 10)
     module.adapt_to_images(model, images)
-    compile_model(model, args, args["learning_rate"])
+    compile_model(model, training_settings(args), args["learning_rate"])
     model.fit(dataset, steps_per_epoch=2, epochs=1, verbose=0)
     return model
 

@@ -22,10 +22,15 @@ from benchmarks.time_to_accuracy import machine_description  # noqa: E402
 from models import adapt_to_images, parts  # noqa: E402
 from utils.config.overrides import parse_override  # noqa: E402
 from utils.config.resolve import args_for_model, resolve_args  # noqa: E402
-from utils.data import cifar10 as cifar  # noqa: E402
+from utils.config.sections import section  # noqa: E402
 from utils.runs.folders import write_json  # noqa: E402
 from utils.runtime.environment import choose_precision, set_seed  # noqa: E402
-from utils.steps import build_for_run, make_datasets  # noqa: E402
+from utils.steps import (  # noqa: E402
+    build_for_run,
+    load_data,
+    make_datasets,
+    training_settings,  # noqa: E402
+)
 from utils.training.callbacks import make_callbacks  # noqa: E402
 from utils.training.loop import compile_model, unfreeze_top  # noqa: E402
 
@@ -80,7 +85,7 @@ def prepared_model(args, datasets, fine_tune_layers=None):
     adapt_to_images(model, datasets.data.train.images)
     if fine_tune_layers is not None:
         unfreeze_top(parts.backbone(model), fine_tune_layers)
-    compile_model(model, args, args["learning_rate"])
+    compile_model(model, training_settings(args), args["learning_rate"])
     return model
 
 
@@ -121,7 +126,15 @@ def measure(args, datasets, steps, fine_tune_layers=None):
     synthetic = tf.data.Dataset.from_tensors((images, labels)).repeat()
     compute = training_images_per_second(model, synthetic, steps, batch)
     with tempfile.TemporaryDirectory() as folder:
-        callbacks = make_callbacks(args, folder, "loss", "benchmark", {}, first_epoch=0)
+        callbacks = make_callbacks(
+            section(args, "callbacks"),
+            folder,
+            "loss",
+            "benchmark",
+            {},
+            first_epoch=0,
+            ema_momentum=args["ema_momentum"],
+        )
         pipeline = training_images_per_second(model, datasets.train.repeat(), steps, batch, callbacks)
     inference = images_per_second(lambda: model.predict(images, batch_size=batch, verbose=0), batch)
     return {
@@ -151,7 +164,7 @@ def parse_command_line(argv):
 def main(argv=None):
     options = parse_command_line(argv)
     base = step_benchmark_args(options)
-    datasets = make_datasets(cifar.prepare_data(base), base)
+    datasets = make_datasets(load_data(base), base)
     policies = sorted({"float32", choose_precision("auto")})
     results = [
         measure(

@@ -35,8 +35,13 @@ from utils.data.features import feature_split  # noqa: E402
 from utils.data.pipeline import make_dataset  # noqa: E402
 from utils.evaluation.test_set import evaluate, forward_passes, loss_and_accuracy  # noqa: E402
 from utils.runs.folders import open_run, read_json, write_json  # noqa: E402
-from utils.runtime.environment import prepare_session  # noqa: E402
-from utils.steps import build_for_run, make_datasets, train_one  # noqa: E402
+from utils.steps import (  # noqa: E402
+    build_for_run,
+    load_data,
+    make_datasets,
+    start_session,  # noqa: E402
+    train_one,
+)
 from utils.training.loop import STATE_FILE  # noqa: E402
 
 BUDGETS = ("300", "600", "1800")  # seconds of training, for equal-budget comparisons
@@ -131,13 +136,13 @@ def run_seed(args, time_limit=None):
 
 def _timed_run(args, time_limit):
     start = time.perf_counter()
-    prepare_session(args)
-    data = cifar.prepare_data(args)
+    start_session(args)
+    data = load_data(args)
     datasets = make_datasets(data, args)
     model = build_for_run(args["models"][0], args)
     data_seconds = time.perf_counter() - start
     monitor = TestAccuracyPerEpoch(model, datasets.test, data.test, args)
-    run = open_run(args, args["output_dir"])
+    run = open_run(args["output_dir"], args, args["run_name"])
     stop = [StopAfterSeconds(time_limit, data_seconds)] if time_limit else []
     trained = train_one(model, datasets, args, run, [monitor, *stop])
     row = evaluate(trained, datasets.test)

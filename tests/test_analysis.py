@@ -16,13 +16,14 @@ from utils.analysis.summary import (
 from utils.config.resolve import resolve_args
 from utils.data import cifar10 as cifar
 from utils.runs.folders import RunFolder, read_json
+from utils.steps import load_data
 
 MODEL_FIGURES = ("confusion.png", "reliability.png", "robustness.png", "gradcam.png", "mistakes.png")
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tiny_archive):
-    return cifar.prepare_data(resolve_args({"data_path": tiny_archive, "val_fraction": 0.2}))
+    return load_data(resolve_args({"data_path": tiny_archive, "val_fraction": 0.2}))
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,22 @@ import sys
 import numpy as np
 
 from utils.config.resolve import resolve_args
-from utils.data.cifar10 import prepare_data
 from utils.runs.folders import open_run
-from utils.runtime.environment import prepare_session
-from utils.steps import build_for_run, make_datasets, train_one
+from utils.steps import build_for_run, load_data, make_datasets, start_session, train_one
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def train_tiny(tiny_args, run_name):
     args = resolve_args({**tiny_args, "epochs": 2, "models": ["custom_cnn"], "run_name": run_name})
-    prepare_session(args)
-    datasets = make_datasets(prepare_data(args), args)
-    trained = train_one(build_for_run("custom_cnn", args), datasets, args, open_run(args, args["output_dir"]))
+    start_session(args)
+    datasets = make_datasets(load_data(args), args)
+    trained = train_one(
+        build_for_run("custom_cnn", args),
+        datasets,
+        args,
+        open_run(args["output_dir"], args, args["run_name"]),
+    )
     return trained, datasets
 
 

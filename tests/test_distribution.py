@@ -13,10 +13,10 @@ import tensorflow as tf
 
 from benchmarks.scaling import free_ports
 from utils.config.resolve import resolve_args
-from utils.data.cifar10 import prepare_data
 from utils.errors import ConfigError
 from utils.runs.folders import read_json
 from utils.runtime.distribution import configure_cpu_devices, is_chief, read_tf_config
+from utils.steps import load_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -54,8 +54,8 @@ def test_bad_tf_config_is_refused_clearly(monkeypatch, value, message):
 )
 def test_only_the_chief_writes_a_multi_worker_run(monkeypatch, cluster, task, chief):
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
-    assert is_chief(resolve_args({"distribute": "multi_worker"})) is chief
-    assert is_chief(resolve_args({})) is True  # not distributed: always
+    assert is_chief("multi_worker") is chief
+    assert is_chief("none") is True  # not distributed: always
 
 
 def test_distribute_and_cpu_devices_are_validated():
@@ -137,6 +137,6 @@ def test_multi_worker_training_with_two_processes(tiny_archive, tmp_path):
     assert os.listdir(tmp_path / "runs") == ["multi"]  # the second worker wrote elsewhere
     metrics = read_json(str(run_dir / "metrics.json"))
     model = keras.models.load_model(str(run_dir / "custom_cnn" / "best.keras"))
-    test = prepare_data(resolve_args({"data_path": tiny_archive, "small_run": True})).test
+    test = load_data(resolve_args({"data_path": tiny_archive, "small_run": True})).test
     accuracy = np.mean(np.argmax(model.predict(test.images.astype("float32"), verbose=0), 1) == test.labels)
     assert accuracy == pytest.approx(metrics["custom_cnn"]["test_accuracy"], abs=1e-6)

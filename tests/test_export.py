@@ -15,9 +15,9 @@ import export as export_script
 import models
 from utils.analysis.calibration import apply_temperature
 from utils.config.resolve import resolve_args
-from utils.data.cifar10 import prepare_data
 from utils.export import FORMATS, export_model
 from utils.prediction import classify_files, load_classifier
+from utils.steps import load_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAMILIES = {
@@ -41,7 +41,7 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def data(tiny_archive):
-    return prepare_data(resolve_args({"data_path": tiny_archive, "val_fraction": 0}))
+    return load_data(resolve_args({"data_path": tiny_archive, "val_fraction": 0}))
 
 
 def trained_model_folder(name, policy, data, folder):

@@ -10,10 +10,9 @@ import models
 from models import parts
 from models.parts import features_model, head_model
 from utils.config.resolve import resolve_args
-from utils.data.cifar10 import prepare_data
 from utils.data.features import cache_key, cached_features
 from utils.runs.folders import open_run, read_json
-from utils.steps import build_for_run, make_datasets, train_one
+from utils.steps import build_for_run, load_data, make_datasets, train_one
 
 IMAGES = np.random.default_rng(0).integers(0, 256, size=(6, 32, 32, 3)).astype(np.uint8)
 NO_AUGMENTATION = {"augment_flip": False, "augment_translate": 0}
@@ -88,12 +87,12 @@ def test_frozen_phase_on_cached_features_trains_only_the_head(tiny_args, tmp_pat
             "feature_depths": feature_depths,
         }
     )
-    datasets = make_datasets(prepare_data(args), args)
+    datasets = make_datasets(load_data(args), args)
     model = build_for_run("efficientnet_lite0", args)
     assert model.get_layer("pool").output.shape[1] == {1: 1280, 3: 2192}[feature_depths]
     backbone_before = [np.array(w) for w in parts.backbone(model).weights]
     head_before = np.array(model.get_layer("predictions").kernel)
-    run = open_run(args, args["output_dir"])
+    run = open_run(args["output_dir"], args, args["run_name"])
     trained = train_one(model, datasets, args, run)
     state = read_json(os.path.join(run.model_dir("efficientnet_lite0"), "state.json"))
     assert state["phases"]["train"]["feature_seconds"] > 0

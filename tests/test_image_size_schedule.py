@@ -11,10 +11,9 @@ import pytest
 import models
 from models.pretrained.backbones import resizable_side
 from utils.config.resolve import resolve_args
-from utils.data.cifar10 import prepare_data
 from utils.errors import ConfigError
 from utils.runs.folders import open_run, read_history
-from utils.steps import build_for_run, make_datasets, train_one
+from utils.steps import build_for_run, load_data, make_datasets, train_one
 from utils.training.callbacks import scheduled_sides
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,9 +80,9 @@ def test_fine_tuning_raises_the_side_and_the_saved_model_takes_32_pixel_images(t
             "feature_cache_dir": str(tmp_path / "cache"),
         }
     )
-    datasets = make_datasets(prepare_data(args), args)
+    datasets = make_datasets(load_data(args), args)
     model = build_for_run("efficientnet_lite0", args)
-    run = open_run(args, args["output_dir"])
+    run = open_run(args["output_dir"], args, args["run_name"])
     trained = train_one(model, datasets, args, run)
     assert trained.history["image_size"][1:] == [32, 40, 48]  # the head epoch has no schedule
     assert resized_shape(model) == (48, 48)

@@ -13,6 +13,7 @@ from nbclient.exceptions import DeadKernelError
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
+from utils.config.settings import DEFAULTS
 from utils.runs.folders import read_json
 
 NOTEBOOK = os.path.join(os.path.dirname(os.path.dirname(__file__)), "image_classification_main.ipynb")
@@ -44,7 +45,7 @@ def test_notebook_runs_top_to_bottom(tiny_archive, tmp_path):
     assert len(search_rows) == 2 and all(",COMPLETED," in row for row in search_rows)
     assert (run_dir / "search" / "best_args.json").is_file()
     metrics = read_json(str(run_dir / "metrics.json"))
-    assert list(metrics) == ["custom_cnn", "lenet", "fast_cnn", "vgg16"]
+    assert list(metrics) == DEFAULTS["models"]
     assert all(0 <= row["test_accuracy"] <= 1 for row in metrics.values())
     for name in metrics:
         for file in (
@@ -72,6 +73,32 @@ def test_notebook_runs_top_to_bottom(tiny_archive, tmp_path):
     text = executed.read_text()
     assert "Best model:" in text and "wins by" in text and "| tflite_int8 |" in text
     assert "transfer learning helps most on" in text and "Most robust to the corruptions" in text
+
+
+def _code_cells():
+    import json
+
+    with open(NOTEBOOK, encoding="utf-8") as handle:
+        cells = json.load(handle)["cells"]
+    return ["".join(cell["source"]) for cell in cells if cell["cell_type"] == "code"]
+
+
+def test_notebook_trains_the_default_models_of_the_settings():
+    (args_cell,) = [cell for cell in _code_cells() if cell.startswith("args = {")]
+    namespace = {}
+    exec(args_cell, namespace)
+    assert namespace["args"]["models"] == DEFAULTS["models"]
+
+
+def test_each_step_cell_holds_one_to_three_statements():
+    """The logic lives in utils/steps.py; past the setup, imports and args cells, a cell is a few calls."""
+    import ast
+
+    steps = [cell for cell in _code_cells()[3:] if not cell.startswith("args = {")]
+    counts = {
+        cell.splitlines()[0]: len(ast.parse(cell.replace("%matplotlib inline", "")).body) for cell in steps
+    }
+    assert all(1 <= count <= 3 for count in counts.values()), counts
 
 
 def _client(overrides):

@@ -1,8 +1,10 @@
 import numpy as np
 
 from utils.config.resolve import resolve_args
+from utils.config.sections import section
 from utils.data.cifar10 import Split
 from utils.data.pipeline import RandomPixelShift, make_augmenter, make_dataset
+from utils.steps import load_data
 
 ALL_ON = {
     "augment_flip": True,
@@ -31,7 +33,13 @@ def test_eval_pipeline_keeps_images_order_and_one_hot_labels():
 
 def test_training_pipeline_augments_and_changes_every_epoch():
     data = split()
-    dataset = make_dataset(data, 8, training=True, augmenter=make_augmenter(resolve_args(ALL_ON), 0), seed=0)
+    dataset = make_dataset(
+        data,
+        8,
+        training=True,
+        augmenter=make_augmenter(section(resolve_args(ALL_ON), "augmentation"), 0),
+        seed=0,
+    )
     two_epochs, _ = collect(dataset.take(4))
     first, second = two_epochs[:16], two_epochs[16:]
     assert first.shape == second.shape == (16, 32, 32, 3)
@@ -45,20 +53,20 @@ def test_training_pipeline_is_repeatable_for_a_seed():
 
     def first_epoch():
         keras.utils.set_random_seed(1)
-        augmenter = make_augmenter(resolve_args(ALL_ON), 1)
+        augmenter = make_augmenter(section(resolve_args(ALL_ON), "augmentation"), 1)
         return collect(make_dataset(split(), 8, training=True, augmenter=augmenter, seed=1).take(2))[0]
 
     np.testing.assert_array_equal(first_epoch(), first_epoch())
 
 
 def test_augmenter_is_identity_at_inference():
-    augmenter = make_augmenter(resolve_args(ALL_ON), 0)
+    augmenter = make_augmenter(section(resolve_args(ALL_ON), "augmentation"), 0)
     images = split().images.astype(np.float32)
     np.testing.assert_array_equal(np.asarray(augmenter(images, training=False)), images)
 
 
 def test_flip_only_mirrors():
-    augmenter = make_augmenter(resolve_args({"augment_translate": 0}), 0)
+    augmenter = make_augmenter(section(resolve_args({"augment_translate": 0}), "augmentation"), 0)
     images = split(64).images.astype(np.float32)
     out = np.asarray(augmenter(images, training=True))
     mirrored = [np.array_equal(o, i[:, ::-1]) for o, i in zip(out, images)]
@@ -69,7 +77,7 @@ def test_flip_only_mirrors():
 
 def test_no_augmentation_switched_on_gives_none():
     off = {"augment_flip": False, "augment_translate": 0}
-    assert make_augmenter(resolve_args(off), 0) is None
+    assert make_augmenter(section(resolve_args(off), "augmentation"), 0) is None
 
 
 def test_translation_is_a_uniform_whole_pixel_crop_of_the_mirrored_image():
@@ -127,9 +135,9 @@ def test_mixup_and_cutmix_blend_training_labels_only():
     from utils.data.pipeline import make_mixers
 
     args = resolve_args({"augment_mixup": 0.4, "augment_cutmix": 1.0})
-    mixers = make_mixers(args, 0)
+    mixers = make_mixers(section(args, "augmentation"), 0)
     assert [type(mixer).__name__ for mixer in mixers] == ["CutMix", "MixUp"]
-    assert make_mixers(resolve_args({}), 0) == ()
+    assert make_mixers(section(resolve_args({}), "augmentation"), 0) == ()
     images, labels = collect(make_dataset(split(), 8, training=True, mixers=mixers, seed=0).take(2))
     np.testing.assert_allclose(labels.sum(axis=1), 1.0, rtol=1e-5)  # still a distribution
     assert (labels.max(axis=1) < 1).sum() >= 8  # most labels became soft
@@ -144,15 +152,14 @@ def test_mixing_turns_off_the_feature_cache(tiny_args):
     import keras
 
     from models import build_model
-    from utils.data.cifar10 import prepare_data
-    from utils.steps import make_datasets
+    from utils.steps import make_datasets, training_settings
     from utils.training.loop import plan_phases, uses_feature_cache
 
     plain = resolve_args({**tiny_args, "augment_flip": False, "augment_translate": 0})
     mixed = {**plain, "augment_mixup": 0.2}
     model = build_model("efficientnet_lite0", weights=None)
-    phase = plan_phases(plain, True)[0]
-    data = prepare_data(plain)
-    assert uses_feature_cache(model, phase, make_datasets(data, plain), plain)
-    assert not uses_feature_cache(model, phase, make_datasets(data, mixed), mixed)
+    phase = plan_phases(training_settings(plain), True)[0]
+    data = load_data(plain)
+    assert uses_feature_cache(model, phase, make_datasets(data, plain), plain["feature_cache"])
+    assert not uses_feature_cache(model, phase, make_datasets(data, mixed), mixed["feature_cache"])
     keras.backend.clear_session()

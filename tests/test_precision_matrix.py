@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from utils.config.resolve import resolve_args
-from utils.data.cifar10 import prepare_data
 from utils.runs.folders import open_run
-from utils.steps import build_for_run, make_datasets, train_one
+from utils.steps import build_for_run, load_data, make_datasets, train_one
 from utils.training.optimizers import make_schedule
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -105,13 +104,13 @@ def test_optimizer_trains_resumes_and_reloads_under_precision(setup, precision, 
         }
     )
     keras.utils.set_random_seed(0)
-    data = prepare_data(args)
+    data = load_data(args)
     datasets = make_datasets(data, args)
-    run = open_run(args, args["output_dir"])
+    run = open_run(args["output_dir"], args, args["run_name"])
     with pytest.raises(KeyboardInterrupt):
         train_one(build_for_run("lenet", args), datasets, args, run, [InterruptAfter(1)])
 
-    resumed = open_run(args, args["output_dir"])
+    resumed = open_run(args["output_dir"], args, args["run_name"])
     assert resumed.resumed and resumed.path == run.path
     counter = AppliedSteps()
     trained = train_one(build_for_run("lenet", args), datasets, args, resumed, [counter])
@@ -126,7 +125,7 @@ def test_optimizer_trains_resumes_and_reloads_under_precision(setup, precision, 
         assert 2 * steps - 6 <= applied <= 2 * steps
     else:
         assert applied == 2 * steps  # the resumed epoch went on from the backup's step count
-    schedule = make_schedule(args, args["learning_rate"], 2 * steps, steps)
+    schedule = make_schedule(args["lr_schedule"], args["learning_rate"], 2 * steps, steps)
     assert trained.history["learning_rate"][-1] == pytest.approx(float(schedule(applied)), rel=1e-5)
 
     images = data.test.images[:8]
@@ -152,8 +151,10 @@ def test_fast_muon_preset_trains_fast_cnn_under_mixed_float16(tiny_args):
         }
     )
     keras.utils.set_random_seed(0)
-    datasets = make_datasets(prepare_data(args), args)
-    trained = train_one(build_for_run("fast_cnn", args), datasets, args, open_run(args, args["output_dir"]))
+    datasets = make_datasets(load_data(args), args)
+    trained = train_one(
+        build_for_run("fast_cnn", args), datasets, args, open_run(args["output_dir"], args, args["run_name"])
+    )
     optimizer = trained.model.optimizer
     assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
     assert isinstance(optimizer.inner_optimizer, keras.optimizers.MultiOptimizer)

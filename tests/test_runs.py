@@ -17,36 +17,36 @@ from utils.runs.folders import (
 
 def test_new_run_saves_its_exact_args(tmp_path):
     args = resolve_args({"epochs": 3})
-    run = open_run(args, str(tmp_path))
+    run = open_run(str(tmp_path), args, args["run_name"])
     assert not run.resumed
     assert read_json(run.file("args.json")) == args
 
 
 def test_unfinished_run_with_same_args_is_resumed(tmp_path):
     args = resolve_args({"epochs": 3})
-    first = open_run(args, str(tmp_path))
-    assert open_run({**args, "verbose": 2}, str(tmp_path)) == type(first)(first.path, resumed=True)
-    other = open_run(resolve_args({"epochs": 4}), str(tmp_path))
+    first = open_run(str(tmp_path), args, args["run_name"])
+    assert open_run(str(tmp_path), {**args, "verbose": 2}) == type(first)(first.path, resumed=True)
+    other = open_run(str(tmp_path), resolve_args({"epochs": 4}))
     assert other.path != first.path and not other.resumed
 
 
 def test_finished_run_is_never_reused_or_overwritten(tmp_path):
     args = resolve_args({"epochs": 3})
-    first = open_run(args, str(tmp_path))
+    first = open_run(str(tmp_path), args, args["run_name"])
     write_json(first.file("metrics.json"), {})
-    second = open_run(args, str(tmp_path))
+    second = open_run(str(tmp_path), args, args["run_name"])
     assert second.path != first.path and not second.resumed
     assert os.path.isfile(first.file("metrics.json"))
 
 
 def test_named_run_refuses_finished_or_different_runs(tmp_path):
     args = resolve_args({"run_name": "mine"})
-    run = open_run(args, str(tmp_path))
+    run = open_run(str(tmp_path), args, args["run_name"])
     with pytest.raises(RunFolderError, match=r"another run \(args differ in \['epochs'\]\)"):
-        open_run({**args, "epochs": 2}, str(tmp_path))
+        open_run(str(tmp_path), {**args, "epochs": 2}, "mine")
     write_json(run.file("metrics.json"), {})
     with pytest.raises(RunFolderError, match="holds a finished run"):
-        open_run(args, str(tmp_path))
+        open_run(str(tmp_path), args, args["run_name"])
 
 
 def test_history_keeps_one_row_per_epoch(tmp_path):
@@ -60,7 +60,7 @@ def test_unwritable_output_folder_is_named(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     with pytest.raises(RunFolderError, match=f"Cannot write the run folder {blocker}/.*output_dir"):
-        open_run(resolve_args({"run_name": "r"}), str(blocker))
+        open_run(str(blocker), resolve_args({"run_name": "r"}), "r")
 
 
 def test_a_history_line_cut_by_an_interruption_is_not_read(tmp_path):

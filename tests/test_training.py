@@ -7,10 +7,10 @@ import pytest
 import models
 from models import parts
 from utils.config.resolve import resolve_args
-from utils.data.cifar10 import prepare_data
+from utils.config.sections import section
 from utils.errors import TrainingError
 from utils.runs.folders import open_run, read_history, read_json
-from utils.steps import build_for_run, make_datasets, train_one
+from utils.steps import build_for_run, load_data, make_datasets, train_one, training_settings
 from utils.training.loop import plan_phases
 from utils.training.optimizers import make_schedule
 
@@ -20,8 +20,8 @@ def prepared(tiny_args):
     """(args, datasets, run) for a 3-epoch lenet run on the tiny archive."""
     args = resolve_args({**tiny_args, "epochs": 3, "models": ["lenet"], "learning_rate": 0.02})
     keras.utils.set_random_seed(0)
-    datasets = make_datasets(prepare_data(args), args)
-    return args, datasets, open_run(args, args["output_dir"])
+    datasets = make_datasets(load_data(args), args)
+    return args, datasets, open_run(args["output_dir"], args, args["run_name"])
 
 
 def test_short_fit_lowers_loss_and_writes_its_files(prepared):
@@ -51,8 +51,8 @@ def test_optional_callbacks_write_their_files(tiny_args):
             "reduce_lr_patience": 1,
         }
     )
-    datasets = make_datasets(prepare_data(args), args)
-    run = open_run(args, args["output_dir"])
+    datasets = make_datasets(load_data(args), args)
+    run = open_run(args["output_dir"], args, args["run_name"])
     train_one(build_for_run("custom_cnn", args), datasets, args, run)
     files = os.listdir(run.model_dir("custom_cnn"))
     assert {"history.csv", "best.keras", "tensorboard", "state.json"} <= set(files)
@@ -113,7 +113,7 @@ def test_interrupted_run_resumes_from_its_last_epoch(prepared):
         train_one(build_for_run("lenet", args), datasets, args, run, [Interrupt(after_epochs=2)])
     assert read_history(os.path.join(run.model_dir("lenet"), "history.csv"))["epoch"] == [0, 1]
 
-    resumed_run = open_run(args, args["output_dir"])  # the same command again
+    resumed_run = open_run(args["output_dir"], args, args["run_name"])  # the same command again
     assert resumed_run == type(run)(run.path, resumed=True)
     counter = Interrupt(after_epochs=99)
     trained = train_one(build_for_run("lenet", args), datasets, args, resumed_run, [counter])
@@ -192,8 +192,8 @@ def test_resume_mid_training_then_fine_tunes_from_the_planned_epoch(tiny_args):
     args = resolve_args(
         {**tiny_args, "models": ["mobilenetv2"], "weights": None, "epochs": 2, "fine_tune_epochs": 2}
     )
-    datasets = make_datasets(prepare_data(args), args)
-    run = open_run(args, args["output_dir"])
+    datasets = make_datasets(load_data(args), args)
+    run = open_run(args["output_dir"], args, args["run_name"])
     with pytest.raises(KeyboardInterrupt):
         train_one(build_for_run("mobilenetv2", args), datasets, args, run, [Interrupt(after_epochs=1)])
     counter = Interrupt(after_epochs=99)
@@ -246,8 +246,8 @@ def test_fine_tuning_continues_one_history(tiny_args):
             "fine_tune_layers": 5,
         }
     )
-    datasets = make_datasets(prepare_data(args), args)
-    run = open_run(args, args["output_dir"])
+    datasets = make_datasets(load_data(args), args)
+    run = open_run(args["output_dir"], args, args["run_name"])
     trained = train_one(build_for_run("mobilenetv2", args), datasets, args, run)
     assert trained.history["epoch"] == [0, 1, 2, 3]
     assert trained.fine_tune_start_epoch == 2
@@ -264,8 +264,10 @@ def test_each_model_is_built_and_trained_with_its_own_args(tiny_args):
 
     own = {"lenet": {"epochs": 2}, "efficientnet_lite0": {"image_size": 48}}
     args = resolve_args({**tiny_args, "models": ["lenet"], "epochs": 1, "weights": None, "model_args": own})
-    datasets = make_datasets(prepare_data(args), args)
-    trained = train_one(build_for_run("lenet", args), datasets, args, open_run(args, args["output_dir"]))
+    datasets = make_datasets(load_data(args), args)
+    trained = train_one(
+        build_for_run("lenet", args), datasets, args, open_run(args["output_dir"], args, args["run_name"])
+    )
     assert trained.history["epoch"] == [0, 1]
     assert parts.backbone(build_for_run("efficientnet_lite0", args)).input.shape[1] == 48
     assert (
@@ -275,13 +277,15 @@ def test_each_model_is_built_and_trained_with_its_own_args(tiny_args):
 
 def test_fine_tuning_is_planned_only_for_backbones():
     args = resolve_args({"fine_tune_epochs": 3})
-    assert [p.name for p in plan_phases(args, has_backbone=True)] == ["train", "fine_tune"]
-    assert [p.name for p in plan_phases(args, has_backbone=False)] == ["train"]
-    assert [p.name for p in plan_phases({**args, "fine_tune_layers": 0}, has_backbone=True)] == ["train"]
+    assert [p.name for p in plan_phases(training_settings(args), has_backbone=True)] == ["train", "fine_tune"]
+    assert [p.name for p in plan_phases(training_settings(args), has_backbone=False)] == ["train"]
+    assert [
+        p.name for p in plan_phases(training_settings({**args, "fine_tune_layers": 0}), has_backbone=True)
+    ] == ["train"]
 
 
 def test_warmup_cosine_schedule_shape():
-    schedule = make_schedule(resolve_args(), 0.1, total_steps=100, warmup_steps=10)
+    schedule = make_schedule("warmup_cosine", 0.1, total_steps=100, warmup_steps=10)
     rates = [float(schedule(step)) for step in range(101)]
     assert rates[0] == pytest.approx(0.0)
     assert rates[10] == pytest.approx(0.1)
@@ -291,22 +295,25 @@ def test_warmup_cosine_schedule_shape():
 
 
 def test_constant_and_cosine_schedules():
-    assert make_schedule(resolve_args({"lr_schedule": "constant"}), 0.1, 100, 10) == 0.1
-    cosine = make_schedule(resolve_args({"lr_schedule": "cosine"}), 0.1, 100, 10)
+    assert make_schedule("constant", 0.1, 100, 10) == 0.1
+    cosine = make_schedule("cosine", 0.1, 100, 10)
     assert float(cosine(0)) == pytest.approx(0.1)
     assert float(cosine(50)) == pytest.approx(0.05, rel=1e-3)
 
 
 @pytest.mark.parametrize("name", ["sgd", "adam", "amsgrad", "adamw", "rmsprop", "muon"])
 def test_weight_decay_shrinks_kernels_but_not_batchnorm(name):
+    from utils.config.sections import section
     from utils.training.optimizers import make_optimizer
 
-    optimizer = make_optimizer(resolve_args({"optimizer": name, "weight_decay": 0.5}), 0.1)
+    optimizer = make_optimizer(
+        section(resolve_args({"optimizer": name, "weight_decay": 0.5}), "optimizer"), 0.1
+    )
     kernel, gamma = keras.Variable(1.0, name="kernel"), keras.Variable(1.0, name="gamma")
     optimizer.apply_gradients([(keras.ops.zeros(()), kernel), (keras.ops.zeros(()), gamma)])
     assert float(kernel.numpy()) == pytest.approx(1 - 0.1 * 0.5)
     assert float(gamma.numpy()) == 1.0
-    without = make_optimizer(resolve_args({"optimizer": name, "weight_decay": 0}), 0.1)
+    without = make_optimizer(section(resolve_args({"optimizer": name, "weight_decay": 0}), "optimizer"), 0.1)
     plain = keras.Variable(1.0, name="kernel")
     without.apply_gradients([(keras.ops.zeros(()), plain)])
     assert float(plain.numpy()) == 1.0
@@ -366,7 +373,15 @@ def test_lookahead_of_a_resumed_fit_averages_from_the_restored_weights(tiny_args
     os.makedirs(tmp_path / "backup" / "train")
     model.save_weights(str(tmp_path / "backup" / "train" / "epoch-2.weights.h5"))  # 2 of 3 epochs done
     model.set_weights([np.zeros((1, 1))])  # as a fresh process builds it
-    made = make_callbacks(args, str(tmp_path), "loss", "train", {}, first_epoch=0)
+    made = make_callbacks(
+        section(args, "callbacks"),
+        str(tmp_path),
+        "loss",
+        "train",
+        {},
+        first_epoch=0,
+        ema_momentum=args["ema_momentum"],
+    )
     callbacks = keras.callbacks.CallbackList(made, model=model, epochs=3, steps=20)
     callbacks.on_train_begin()
     assert model._initial_epoch == 2 and model.get_weights()[0][0, 0] == 1.0  # restored
@@ -385,7 +400,7 @@ def test_rate_factors_scale_single_variables_steps(name):
 
     gentle, normal = keras.Variable(1.0, name="gentle"), keras.Variable(1.0, name="normal")
     args = resolve_args({"optimizer": name, "weight_decay": 0})
-    optimizer = make_optimizer(args, 0.1, rate_factors={gentle.path: 0.25})
+    optimizer = make_optimizer(section(args, "optimizer"), 0.1, rate_factors={gentle.path: 0.25})
     gradient = keras.ops.ones(())
     optimizer.apply_gradients([(gradient, gentle), (gradient, normal)])
     step_gentle, step_normal = 1 - float(gentle.numpy()), 1 - float(normal.numpy())
@@ -399,7 +414,7 @@ def test_fine_tune_rate_factors_cover_exactly_the_unfrozen_backbone():
     args = resolve_args({"fine_tune_backbone_lr_factor": 0.1})
     model = models.build_model("mobilenetv2", weights=None)
     unfreeze_top(parts.backbone(model), 3)
-    factors = fine_tune_rate_factors(model, args)
+    factors = fine_tune_rate_factors(model, args["fine_tune_backbone_lr_factor"])
     backbone_paths = {w.path for w in parts.backbone(model).trainable_weights}
     assert set(factors) == backbone_paths and len(backbone_paths) == 3
     assert set(factors.values()) == {0.1}
@@ -410,8 +425,8 @@ def test_fine_tune_rate_factors_cover_exactly_the_unfrozen_backbone():
 def test_amsgrad_is_adam_with_the_running_maximum():
     from utils.training.optimizers import make_optimizer
 
-    amsgrad = make_optimizer(resolve_args({"optimizer": "amsgrad"}), 0.1)
-    adam = make_optimizer(resolve_args({"optimizer": "adam"}), 0.1)
+    amsgrad = make_optimizer(section(resolve_args({"optimizer": "amsgrad"}), "optimizer"), 0.1)
+    adam = make_optimizer(section(resolve_args({"optimizer": "adam"}), "optimizer"), 0.1)
     assert isinstance(amsgrad, keras.optimizers.Adam) and amsgrad.amsgrad and not adam.amsgrad
 
 
@@ -422,7 +437,7 @@ def test_muon_orthogonalises_convolution_kernels_and_leaves_the_classifier_to_ad
     kernel = keras.Variable(np.zeros((3, 3, 4, 8), "float32"), name="kernel")
     classifier = keras.Variable(np.zeros((8, 10), "float32"), name="classifier")
     args = resolve_args({"optimizer": "muon", "weight_decay": 0})
-    optimizer = make_optimizer(args, 0.01, classifier=classifier.path)
+    optimizer = make_optimizer(section(args, "optimizer"), 0.01, classifier=classifier.path)
     # a gradient whose singular values span a factor of 50
     left, _ = np.linalg.qr(rng.normal(size=(36, 8)))
     right, _ = np.linalg.qr(rng.normal(size=(8, 8)))
@@ -447,7 +462,7 @@ def test_fast_cnn_with_muon_trains_saves_and_loads(tmp_path):
     images = rng.integers(0, 256, (64, 32, 32, 3)).astype("float32")
     labels = keras.utils.to_categorical(rng.integers(0, 10, 64), 10)
     models.adapt_to_images(model, images)
-    compile_model(model, args, args["learning_rate"])
+    compile_model(model, training_settings(args), args["learning_rate"])
     assert classifier_kernel(model) == model.get_layer("logits").kernel.path
     assert model.optimizer.exclude_layers and not model.optimizer._should_use_adamw(
         model.get_layer("block1_conv1").kernel
@@ -467,7 +482,7 @@ def test_muon_sgd_routes_kernels_to_muon_with_held_norms_and_the_rest_to_sgd():
     kernel = keras.Variable(rng.normal(size=(3, 3, 4, 8)).astype("float32") * 5, name="kernel")
     shift = keras.Variable(np.zeros(8, "float32"), name="shift")
     args = resolve_args({"optimizer": "muon_sgd", "momentum": 0.0, "muon_lr_factor": 0.1, "weight_decay": 0})
-    optimizer = make_optimizer(args, 0.5, matrices=[kernel.path])
+    optimizer = make_optimizer(section(args, "optimizer"), 0.5, matrices=[kernel.path])
     assert isinstance(optimizer, keras.optimizers.MultiOptimizer)
     assert [type(part) for part in optimizer.optimizers] == [FactorMuon, FactorSGD]
     held = kernel.numpy() * np.sqrt(8) / np.linalg.norm(kernel.numpy())
@@ -494,7 +509,7 @@ def test_fast_muon_preset_trains_fast_cnn_saves_and_loads(tmp_path):
     images = rng.integers(0, 256, (64, 32, 32, 3)).astype("float32")
     labels = keras.utils.to_categorical(rng.integers(0, 10, 64), 10)
     models.adapt_to_images(model, images)
-    compile_model(model, args, 0.5)
+    compile_model(model, training_settings(args), 0.5)
     assert set(inner_matrices(model)) == {
         model.get_layer(f"block{block}_conv{index}").kernel.path for block in (1, 2, 3) for index in (1, 2)
     }
@@ -523,7 +538,7 @@ def test_muon_sgd_state_survives_a_weights_backup(tmp_path):
     def compiled_model():
         model = models.build_model("fast_cnn", widths=(8, 16, 16))
         models.adapt_to_images(model, images)
-        compile_model(model, args, 0.5)
+        compile_model(model, training_settings(args), 0.5)
         return model
 
     trained = compiled_model()
@@ -585,7 +600,11 @@ def test_ema_backup_holds_the_trained_weights_and_their_average(prepared):
     with pytest.raises(KeyboardInterrupt):
         train_one(build_for_run("lenet", args), datasets, args, run, [live, Interrupt(after_epochs=2)])
     restored = build_for_run("lenet", args)
-    compile_model(restored, args, make_schedule(args, 0.02, total_steps=15, warmup_steps=5))  # as fit's
+    compile_model(
+        restored,
+        training_settings(args),
+        make_schedule(args["lr_schedule"], 0.02, total_steps=15, warmup_steps=5),
+    )  # as fit's
     restored.optimizer.build(restored.trainable_variables)
     restored.load_weights(os.path.join(run.model_dir("lenet"), "backup", "train", "epoch-2.weights.h5"))
     kernel = restored.get_layer("predictions").kernel
@@ -593,7 +612,9 @@ def test_ema_backup_holds_the_trained_weights_and_their_average(prepared):
     index = [v.path for v in restored.trainable_variables].index(kernel.path)
     average = restored.optimizer._model_variables_moving_average[index].numpy()
     np.testing.assert_allclose(average, polyak_average(live.values, 0.6)[-1], atol=1e-5)
-    trained = train_one(build_for_run("lenet", args), datasets, args, open_run(args, args["output_dir"]))
+    trained = train_one(
+        build_for_run("lenet", args), datasets, args, open_run(args["output_dir"], args, args["run_name"])
+    )
     assert trained.history["epoch"] == [0, 1, 2]
 
 

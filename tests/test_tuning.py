@@ -17,7 +17,8 @@ from benchmarks.scaling import free_ports
 from utils.config.resolve import args_for_model, resolve_args
 from utils.errors import ConfigError, TuningError
 from utils.runs.folders import read_history
-from utils.tuning.search import PipelineTuner, SearchOptions, make_oracle, search, trial_data
+from utils.steps import load_data
+from utils.tuning.search import PipelineTuner, SearchOptions, make_oracle, search
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACE = {
@@ -103,10 +104,10 @@ def test_a_trials_values_hold_over_the_searched_models_own_args(overrides, tmp_p
 
 
 def test_trials_never_see_the_test_set(overrides):
-    data = trial_data(resolve_args(overrides))
+    data = load_data(resolve_args(overrides), with_test=False)
     assert len(data.test) == 0 and len(data.train) == 120 and len(data.validation) == 30
     with pytest.raises(ConfigError, match="no validation split"):
-        trial_data(resolve_args({**overrides, "val_fraction": 0}))
+        load_data(resolve_args({**overrides, "val_fraction": 0}), with_test=False)
 
 
 def test_tune_refuses_several_models_and_partial_distribution_settings(overrides, monkeypatch, capsys):

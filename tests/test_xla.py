@@ -8,9 +8,8 @@ import pytest
 import models
 from models.pretrained.backbones import BACKBONES
 from utils.config.resolve import resolve_args
-from utils.data.cifar10 import prepare_data
 from utils.runs.folders import open_run
-from utils.steps import build_for_run, make_datasets, train_one
+from utils.steps import build_for_run, load_data, make_datasets, train_one
 
 
 class CompiledWith(keras.callbacks.Callback):
@@ -29,9 +28,9 @@ def train_with_xla(name, tiny_args, **overrides):
         {**tiny_args, "models": [name], "epochs": 1, "jit_compile": True, "model_args": {}, **overrides}
     )
     keras.utils.set_random_seed(0)
-    datasets = make_datasets(prepare_data(args), args)
+    datasets = make_datasets(load_data(args), args)
     probe = CompiledWith()
-    run = open_run(args, args["output_dir"])
+    run = open_run(args["output_dir"], args, args["run_name"])
     trained = train_one(build_for_run(name, args), datasets, args, run, [probe])
     return trained, probe.seen
 

@@ -1,71 +1,72 @@
-"""The pipeline's steps, called in the same order by the notebook and train.py."""
+"""The pipeline's steps in order, called by the notebook and train.py alike.
+
+This is the one module below the configuration that reads the whole `args`: each step hands the
+stage it calls only the values or sections (`utils.config.sections.section`) that stage needs.
+"""
 
 import dataclasses
+import json
 import os
 
 import keras
+import matplotlib.pyplot as plt
 import tensorflow as tf
 
-from models import build_model
+from models import build_model, parts
 from models.pretrained.backbones import OFFLINE_BACKBONE, WEIGHTS_HOST, with_offline_fallback
 from models.registry import is_pretrained_name, model_entry
-from utils.analysis.summary import analyse_model
-from utils.config.resolve import args_for_model
-from utils.data.cifar10 import IMAGE_SHAPE, NUM_CLASSES, Cifar10
+from utils.analysis.summary import analyse_model, analysis_conclusions, compare_analyses
+from utils.config.resolve import args_for_model, resolve_args
+from utils.config.sections import section
+from utils.data import cifar10 as cifar
 from utils.data.pipeline import make_augmenter, make_dataset, make_mixers
 from utils.errors import RunFolderError
-from utils.plots import history_figure, save_figure
-from utils.runs.folders import read_run_args
-from utils.runtime.distribution import strategy_scope, validation_batches
-from utils.runtime.environment import choose_precision
+from utils.evaluation.frontier import frontier_conclusion, frontier_figure
+from utils.evaluation.test_set import evaluate_and_predict, markdown_table, save_comparison
+from utils.export import FORMATS as EXPORT_FORMATS
+from utils.export import export_model, export_table
+from utils.plots import (
+    augmentation_figure,
+    history_figure,
+    overlay_figure,
+    predictions_figure,
+    samples_figure,
+    save_figure,
+    schedule_figure,
+)
+from utils.runs.folders import RunFolder, open_run, read_json, read_run_args
+from utils.runtime.distribution import (
+    describe_distribution,
+    is_chief,
+    strategy_scope,
+    validation_batches,
+    worker_output_dir,
+)
+from utils.runtime.environment import (
+    choose_precision,
+    download_folder,
+    flush_drive,
+    output_root,
+    prepare_session,
+)
 from utils.training.callbacks import BEST_MODEL_FILE
-from utils.training.loop import FINAL_MODEL_FILE, tested_model_file, train_model, trained_from_folder
+from utils.training.loop import (
+    FINAL_MODEL_FILE,
+    TrainingSettings,
+    planned_learning_rates,
+    tested_model_file,
+    train_model,
+    trainable_weight_count,
+    trained_from_folder,
+)
 from utils.training.optimizers import steps_per_epoch
+from utils.tuning.report import write_search_outputs
+from utils.tuning.spaces import load_space
+
+FRONTIER_RECORD = os.path.join("benchmarks", "results", "budget_frontier", "budget_frontier.json")
 
 
-@dataclasses.dataclass
-class Datasets:
-    """The tf.data pipelines of one run; `validation` is None without a validation split."""
-
-    train: tf.data.Dataset
-    validation: tf.data.Dataset | None
-    test: tf.data.Dataset
-    steps_per_epoch: int
-    augmenter: keras.Layer | None
-    mixers: tuple  # CutMix / MixUp layers of the training pipeline
-    data: Cifar10  # the arrays behind the pipelines (for fitted layers and cached features)
-
-
-def make_datasets(data, args):
-    """Training (shuffled, augmented), validation and test pipelines for `data`."""
-    augmenter, mixers = make_augmenter(args, args["seed"]), make_mixers(args, args["seed"])
-    batch = args["batch_size"]
-    return Datasets(
-        train=make_dataset(
-            data.train,
-            batch,
-            training=True,
-            augmenter=augmenter,
-            mixers=mixers,
-            seed=args["seed"],
-            alternating_flip=args["augment_flip"] == "alternating",
-        ),
-        validation=None
-        if data.validation is None
-        else make_dataset(
-            data.validation,
-            batch,
-            training=False,
-            whole_batches=validation_batches(args, len(data.validation)),
-        ),
-        test=make_dataset(data.test, batch, training=False),
-        steps_per_epoch=steps_per_epoch(len(data.train), batch),
-        augmenter=augmenter,
-        mixers=mixers,
-        data=data,
-    )
-
-
+# --- 1. session and run folder ----------------------------------------------------------
 def apply_offline_fallback(args):
     """`args` with each ImageNet backbone that cannot be had swapped for OFFLINE_BACKBONE,
     when args["offline_fallback"] is on; says what it replaced."""
@@ -81,6 +82,84 @@ def apply_offline_fallback(args):
     return {**args, "models": models}
 
 
+def start_session(args):
+    """Seed every generator and pick the session's precision (says which); returns the policy."""
+    policy = prepare_session(args["seed"], args["precision"], args["cpu_devices"])
+    devices = describe_distribution(args["distribute"], args["batch_size"])
+    print(f"Default precision policy: {policy}. {devices}")
+    return policy
+
+
+def open_run_folder(args):
+    """This run's folder (new, or the unfinished run of the same args resumed), on Drive when asked
+    for; a multi-worker run's other workers write to scratch folders. Says which folder."""
+    output_dir = worker_output_dir(args["distribute"]) or output_root(args["output_dir"], args["mount_drive"])
+    run = open_run(output_dir, args, args["run_name"])
+    print(f"Run folder: {run.path} ({'resumed' if run.resumed else 'new'})")
+    return run
+
+
+# --- 2. data ----------------------------------------------------------------------------
+@dataclasses.dataclass
+class Datasets:
+    """The tf.data pipelines of one run; `validation` is None without a validation split."""
+
+    train: tf.data.Dataset
+    validation: tf.data.Dataset | None
+    test: tf.data.Dataset
+    steps_per_epoch: int
+    augmenter: keras.Layer | None
+    mixers: tuple  # CutMix / MixUp layers of the training pipeline
+    data: cifar.Cifar10  # the arrays behind the pipelines (for fitted layers and cached features)
+
+
+def load_data(args, with_test=True):
+    """CIFAR-10 as args ask (data_path, small_run, val_fraction split by seed); a download is
+    kept on Drive with mount_drive. Without `with_test` the test images are left out (a search
+    chooses by validation accuracy and never reads them)."""
+    data = cifar.prepare_data(
+        args["data_path"],
+        args["val_fraction"],
+        args["seed"],
+        small_run=args["small_run"],
+        download_to=download_folder(args["mount_drive"]),
+    )
+    if with_test:
+        return data
+    return dataclasses.replace(data, test=cifar.Split(data.test.images[:0], data.test.labels[:0]))
+
+
+def make_datasets(data, args):
+    """Training (shuffled, augmented), validation and test pipelines for `data`."""
+    augmentation, seed, batch = section(args, "augmentation"), args["seed"], args["batch_size"]
+    augmenter, mixers = make_augmenter(augmentation, seed), make_mixers(augmentation, seed)
+    return Datasets(
+        train=make_dataset(
+            data.train,
+            batch,
+            training=True,
+            augmenter=augmenter,
+            mixers=mixers,
+            seed=seed,
+            alternating_flip=augmentation.augment_flip == "alternating",
+        ),
+        validation=None
+        if data.validation is None
+        else make_dataset(
+            data.validation,
+            batch,
+            training=False,
+            whole_batches=validation_batches(args["distribute"], batch, len(data.validation)),
+        ),
+        test=make_dataset(data.test, batch, training=False),
+        steps_per_epoch=steps_per_epoch(len(data.train), batch),
+        augmenter=augmenter,
+        mixers=mixers,
+        data=data,
+    )
+
+
+# --- 3. models --------------------------------------------------------------------------
 def model_options_for(name, args):
     """Builder options from args: weights, image sizes and feature_depths for pretrained models,
     then the model's own entry of args['model_options'], which wins."""
@@ -93,37 +172,54 @@ def model_options_for(name, args):
 def build_for_run(name, args):
     """Build registered model `name` with the options its args (`args_for_model`) give it, under
     the precision policy chosen for it (a model keeps the policy it was built with)."""
-    keras.mixed_precision.set_global_policy(
-        choose_precision(args["precision"], model_entry(name).cpu_float32)
-    )
-    with strategy_scope(args):
+    policy = choose_precision(args["precision"], model_entry(name).cpu_float32)
+    keras.mixed_precision.set_global_policy(policy)
+    with strategy_scope(args["distribute"]):
         return build_model(
-            name, IMAGE_SHAPE, NUM_CLASSES, **model_options_for(name, args_for_model(args, name))
+            name, cifar.IMAGE_SHAPE, cifar.NUM_CLASSES, **model_options_for(name, args_for_model(args, name))
         )
+
+
+def build_models(args):
+    """Every model of args["models"], built before any training (missing weights fail first);
+    prints each one's size, precision and own args."""
+    built = [build_for_run(name, args) for name in args["models"]]
+    for model in built:
+        own = args["model_args"].get(model.name)
+        print(
+            f"{model.name}: {model.count_params():,} parameters ({trainable_weight_count(model):,} "
+            f"trainable), precision {model.dtype_policy.name}" + (f", its own args {own}" if own else "")
+        )
+    return built
+
+
+# --- 4. training ------------------------------------------------------------------------
+def training_settings(args):
+    """What the training stage reads of `args` (one model's: `args_for_model`)."""
+    return TrainingSettings(
+        optimizer=section(args, "optimizer"),
+        training=section(args, "training"),
+        callbacks=section(args, "callbacks"),
+        seed=args["seed"],
+        jit_compile=args["jit_compile"],
+        distribute=args["distribute"],
+    )
+
+
+def planned_schedule(args, datasets):
+    """(model name, epochs, learning rates) planned for the first pretrained model (head phase, then
+    fine-tuning), else for the first model, for a preview plot."""
+    name = next((name for name in args["models"] if is_pretrained_name(name)), args["models"][0])
+    settings = training_settings(args_for_model(args, name))
+    return name, *planned_learning_rates(settings, datasets.steps_per_epoch, is_pretrained_name(name))
 
 
 def train_one(model, datasets, args, run, extra_callbacks=()):
     """Train a model built by `build_for_run` with its args (`args_for_model`) into its run
     sub-folder, resuming if interrupted (under args' distribution strategy, as it was built)."""
-    with strategy_scope(args):
-        model_args = args_for_model(args, model.name)
-        return train_model(
-            model.name, model, datasets, model_args, run.model_dir(model.name), extra_callbacks
-        )
-
-
-def analyse_trained(trained, data, run, args, test_probabilities=None):
-    """The analysis of one trained model (utils.analysis.summary) into its run sub-folder."""
-    return analyse_model(
-        trained.model,
-        trained.name,
-        data,
-        run.model_dir(trained.name),
-        batch_size=args["batch_size"],
-        seed=args["seed"],
-        robustness_per_class=args["robustness_per_class"],
-        test_probabilities=test_probabilities,
-    )
+    with strategy_scope(args["distribute"]):
+        settings = training_settings(args_for_model(args, model.name))
+        return train_model(model.name, model, datasets, settings, run.model_dir(model.name), extra_callbacks)
 
 
 def save_curves(trained, run):
@@ -133,6 +229,28 @@ def save_curves(trained, run):
     return figure
 
 
+def train_models(built, datasets, args, run):
+    """Train each built model in turn, saving its learning curves; returns the trained models."""
+    trained_models = []
+    for model in built:
+        print(f"--- {model.name} ---")
+        trained = train_one(model, datasets, args, run)
+        print(f"{trained.name}: {len(trained.history['epoch'])} epochs in {trained.train_seconds:.0f} s")
+        plt.close(save_curves(trained, run))
+        trained_models.append(trained)
+    return trained_models
+
+
+def learning_curves(trained_models, run):
+    """Each model's learning curves (saved by `train_models`) and all validation curves together;
+    saves the overlay. Returns the figures."""
+    figures = [history_figure(trained) for trained in trained_models]
+    overlay = overlay_figure(trained_models)
+    save_figure(overlay, run.file("curves_overlay.png"))
+    return [*figures, overlay]
+
+
+# --- 5. testing, analysis, conclusion --------------------------------------------------
 def load_run_models(run_path):
     """Every model trained in an earlier run folder, read back in the run's model order.
 
@@ -156,3 +274,199 @@ def models_for_testing(trained_models, run_path, args):
     if args["distribute"] == "none":
         return trained_models
     return load_run_models(run_path)
+
+
+def analyse_trained(trained, data, run, args, test_probabilities=None):
+    """The analysis of one trained model (utils.analysis) into its run sub-folder."""
+    return analyse_model(
+        trained.model,
+        trained.name,
+        data,
+        run.model_dir(trained.name),
+        batch_size=args["batch_size"],
+        seed=args["seed"],
+        robustness_per_class=args["robustness_per_class"],
+        test_probabilities=test_probabilities,
+    )
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """The test of a run's models: one comparison row and the test probabilities per model (in
+    the run's order), and the analysis summaries when args ask for them."""
+
+    rows: list
+    probabilities: dict
+    summaries: list
+    table: str  # the comparison, markdown
+    analysis_table: str | None  # the analyses side by side, markdown
+
+    def best_row(self):
+        return max(self.rows, key=lambda row: row["test_accuracy"])
+
+    def report(self):
+        """The analysis table (if any), then the comparison, in markdown."""
+        return "\n\n".join(filter(None, [self.analysis_table, self.table]))
+
+
+def evaluate_and_analyse(trained_models, datasets, run, args):
+    """Test every model once and, if args ask, analyse each; save the comparison, the analysis and
+    the overlay figure. metrics.json, written last, marks the run finished, so an interruption
+    before it repeats this step on resuming."""
+    rows, probabilities, summaries = [], {}, []
+    for trained in trained_models:
+        row, probabilities[trained.name] = evaluate_and_predict(trained, datasets.test)
+        rows.append(row)
+        if args["analysis"]:
+            summaries.append(analyse_trained(trained, datasets.data, run, args, probabilities[trained.name]))
+    analysis_table = compare_analyses(summaries, datasets.data.class_names, run) if summaries else None
+    save_comparison(rows, run)
+    return Evaluation(rows, probabilities, summaries, markdown_table(rows), analysis_table)
+
+
+def conclusion(evaluation, trained_models):
+    """The run's conclusion in markdown, computed from its tables: the best model, the best from
+    scratch against the best pretrained one, and what the analysis found."""
+    best = evaluation.best_row()
+    pretrained_names = {trained.name for trained in trained_models if parts.has_backbone(trained.model)}
+    scratch = [row for row in evaluation.rows if row["model"] not in pretrained_names]
+    pretrained = [row for row in evaluation.rows if row["model"] in pretrained_names]
+    lines = [
+        f"Best model: **{best['model']}** with {100 * best['test_accuracy']:.2f}% test accuracy "
+        f"(test loss {best['test_loss']:.3f}) after {best['train_seconds']:.0f} s of training."
+    ]
+    best_scratch = max(scratch, key=lambda row: row["test_accuracy"], default={"model": None})
+    best_pretrained = max(pretrained, key=lambda row: row["test_accuracy"], default={"model": None})
+    if scratch and pretrained:
+        gap = 100 * (best_pretrained["test_accuracy"] - best_scratch["test_accuracy"])
+        winner = "transfer learning" if gap > 0 else "training from scratch"
+        lines.append(
+            f"From scratch, {best_scratch['model']} reached {100 * best_scratch['test_accuracy']:.2f}%; "
+            f"pretrained, {best_pretrained['model']} reached {100 * best_pretrained['test_accuracy']:.2f}%: "
+            f"{winner} wins by {abs(gap):.2f} points."
+        )
+    lines += analysis_conclusions(evaluation.summaries, best_scratch["model"], best_pretrained["model"])
+    return "\n\n".join(lines)
+
+
+def finish(args):
+    """Colab with Drive: write pending files out before the runtime can disconnect."""
+    flush_drive(args["mount_drive"])
+
+
+# --- what the notebook shows along the way ---------------------------------------------
+def show_data(data, run):
+    """Print each split's shape and class counts; save and return a grid of training samples."""
+    print(json.dumps(cifar.describe(data), indent=1))
+    figure = samples_figure(data.train, data.class_names)
+    save_figure(figure, run.file("samples.png"))
+    return figure
+
+
+def show_augmentation(datasets, args, run):
+    """Say how many steps make an epoch; save and return four training images augmented."""
+    print(f"{datasets.steps_per_epoch} training steps per epoch of {args['batch_size']} images")
+    figure = augmentation_figure(datasets.data.train.images[:4], datasets.augmenter)
+    save_figure(figure, run.file("augmentation.png"))
+    return figure
+
+
+def show_schedule(args, datasets):
+    """The planned learning rate of the first pretrained model, else of the first model."""
+    name, epochs, rates = planned_schedule(args, datasets)
+    print(f"Planned learning rate of {name}:")
+    return schedule_figure(epochs, rates)
+
+
+def show_predictions(evaluation, data, run, count=24):
+    """Save and return the best model's predictions for the first `count` test images."""
+    best = evaluation.best_row()["model"]
+    predicted = evaluation.probabilities[best].argmax(axis=1)[:count]
+    test = data.test
+    figure = predictions_figure(test.images[:count], test.labels[:count], predicted, data.class_names, best)
+    save_figure(figure, run.file("predictions.png"))
+    return figure
+
+
+def comparison_figures(run):
+    """Paths of the analysis figures that put the models side by side (those written)."""
+    paths = [run.file(name) for name in ("per_class_f1.png", "robustness.png")]
+    return [path for path in paths if os.path.isfile(path)]
+
+
+def model_figures(evaluation, run):
+    """(model, path) of each analysed model's figures: confusion, reliability, mistakes, Grad-CAM
+    (a model without mistakes has no gallery)."""
+    shown = []
+    for summary in evaluation.summaries:
+        folder = run.model_dir(summary["model"])
+        for name in ("confusion.png", "reliability.png", "mistakes.png", "gradcam.png"):
+            shown.append((summary["model"], os.path.join(folder, name)))
+    return [(model, path) for model, path in shown if os.path.isfile(path)]
+
+
+def show_frontier(record_path=FRONTIER_RECORD):
+    """The budget frontier's figure and conclusion (markdown) from its record, or how to make it."""
+    record = read_json(record_path)
+    if not record:
+        return None, f"No frontier record at {record_path} yet: benchmarks/README.md says how to make one."
+    return frontier_figure(record), frontier_conclusion(record)
+
+
+def search_first_model(args, trials, run):
+    """A random search of `trials` trials over the first model's default space, in the run folder;
+    returns its table (markdown) and the path of its figure, or a line saying how to search."""
+    if not trials:
+        return "search_trials = 0: no search. Headless: python tune.py --set data_path=PATH", None
+    from utils.tuning.search import SearchOptions, search  # here: the search imports this module
+
+    searched = {**args, "models": [args["models"][0]]}
+    space = load_space(None, args["models"][0])
+    folder = run.file("search")
+    tuner = search(searched, space, SearchOptions("random", trials), folder)
+    table = write_search_outputs(tuner.oracle, space, searched, folder)
+    best_args = os.path.join(folder, "best_args.json")
+    summary = f"{table}\n\nBest args: {best_args} (train.py --config takes it)"
+    return summary, os.path.join(folder, "trials.png")
+
+
+def export_best(evaluation, run, data):
+    """Export the best model in every format, each checked against it; returns the table."""
+    folder = run.model_dir(evaluation.best_row()["model"])
+    return export_table(export_model(folder, EXPORT_FORMATS, os.path.join(folder, "export"), data))
+
+
+# --- the whole pipeline -----------------------------------------------------------------
+def run_pipeline(args):
+    """Every step of the notebook, in its order; returns the run folder's path. In a multi-worker
+    run, every worker trains; the chief alone tests and analyses, on the saved models."""
+    args = apply_offline_fallback(args)
+    start_session(args)
+    run = open_run_folder(args)
+    data = load_data(args)
+    print(json.dumps(cifar.describe(data), indent=1))
+    datasets = make_datasets(data, args)
+    trained_models = train_models(build_models(args), datasets, args, run)
+    if not is_chief(args["distribute"]):
+        return run.path
+    tested = models_for_testing(trained_models, run.path, args)
+    evaluation = evaluate_and_analyse(tested, datasets, run, args)
+    print(evaluation.report(), conclusion(evaluation, tested), sep="\n\n")
+    finish(args)
+    return run.path
+
+
+def evaluate_run(run_path, overrides):
+    """Test the models of an earlier run again (its args, plus overrides such as data_path)."""
+    args = resolve_args({**read_run_args(run_path), **overrides})
+    start_session(args)
+    datasets = make_datasets(load_data(args), args)
+    run = RunFolder(run_path, resumed=True)
+    print(evaluate_and_analyse(load_run_models(run_path), datasets, run, args).report())
+
+
+def train_trial(args, data):
+    """One search trial: the first model of `args` trained on `data` in the trial's run folder."""
+    start_session(args)
+    run = open_run(args["output_dir"], args, args["run_name"])
+    return train_one(build_for_run(args["models"][0], args), make_datasets(data, args), args, run)

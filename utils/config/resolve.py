@@ -22,8 +22,9 @@ def default_args():
 def resolve_args(overrides=None):
     """Validate `overrides` and merge them into the defaults.
 
-    `model_args` left null becomes each pretrained model's recipe (`models.registry.model_recipes()`) less the keys
-    `overrides` or their preset set, so what a user sets for the run holds for every model.
+    `model_args` left null becomes each model's measured recipe (`models.registry.model_recipes()`)
+    less the keys `overrides` or their preset set, so what a user sets for the run holds for every
+    model.
 
     Raises:
         ConfigError: naming the key, the value and what is accepted, for an

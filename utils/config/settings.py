@@ -1,8 +1,11 @@
-"""The `args` keys: default, accepted values and meaning of each, and the named recipes.
+"""The `args` keys: default, accepted values and meaning of each, grouped by pipeline stage, and
+the named recipes.
 
-Every setting of a run lives in one flat `args` dict. `SETTINGS` below is the one source
-of truth for its keys; the notebook shows it and overrides a few keys, `train.py` overrides
-keys from the command line, and `utils.config.resolve.resolve_args` validates and merges them.
+Every setting of a run lives in one flat `args` dict, so the notebook and the command line set a key
+without knowing its stage. `SECTIONS` below is the one source of truth for the keys, one section per
+stage; below the facade (`utils.steps`) a stage is handed only its own section
+(`utils.config.sections.section`), never the whole dict. `utils.config.resolve.resolve_args`
+validates and merges overrides.
 """
 
 import dataclasses
@@ -72,397 +75,415 @@ def _model_names(value):
     return isinstance(value, list) and len(value) > 0 and all(isinstance(n, str) for n in value)
 
 
-SETTINGS = {
-    # --- data -----------------------------------------------------------------
-    "data_path": Setting(
-        None,
-        (str, NoneType),
-        "Local CIFAR-10: `cifar-10-python.tar.gz` or its extracted `cifar-10-batches-py` "
-        "folder. null: the `CIFAR10_DATA` environment variable, else download with Keras.",
-    ),
-    "val_fraction": Setting(
-        0.1,
-        (float, int),
-        "Fraction of the training set held out (stratified) for validation; 0 trains on all 50,000 images.",
-        _between(0, 0.5),
-        "a number in [0, 0.5]",
-    ),
-    "small_run": Setting(
-        False,
-        (bool,),
-        "Tiny data (50 train / 20 test images per class) and one epoch per phase "
-        "(overrides epochs): the whole pipeline in seconds, for tests and quick checks.",
-    ),
-    # --- augmentation (training only; off at inference) ------------------------
-    "augment_flip": Setting(
-        True,
-        (bool, str),
-        'Horizontal flip: true flips each image at random; "alternating" flips a fixed random half of '
-        "the images on even epochs and the other half on odd epochs (every image seen both ways in two "
-        "epochs).",
-        lambda value: isinstance(value, bool) or value == "alternating",
-        'true, false or "alternating"',
-    ),
-    "augment_translate": Setting(
-        0.125,
-        (float, int),
-        "Random translation by whole pixels, up to this fraction of the image side each way (0.125 = up "
-        "to 4 pixels, every shift equally likely, the border mirrored); 0 turns it off.",
-        _between(0, 0.5),
-        "a number in [0, 0.5]",
-    ),
-    "augment_erasing": Setting(
-        0.0,
-        (float, int),
-        "Probability of random erasing (cutout) per image; 0 turns it off.",
-        _between(0, 1),
-        "a probability in [0, 1]",
-    ),
-    "augment_randaugment": Setting(False, (bool,), "RandAugment (2 random ops per image)."),
-    "augment_mixup": Setting(
-        0.0,
-        (float, int),
-        "MixUp: each training batch is blended with a shuffled copy of itself, images and one-hot "
-        "labels alike, in a share drawn from Beta(alpha, alpha); this is alpha (0.2-0.4 usual; "
-        "0 turns it off).",
-        _between(0, 10),
-        "a number in [0, 10]",
-    ),
-    "augment_cutmix": Setting(
-        0.0,
-        (float, int),
-        "CutMix: a random box of each training image is replaced by the same box of another image of "
-        "the batch, the labels mixed by area, the area drawn from Beta(factor, factor); this is the "
-        "factor (1.0 usual; 0 turns it off). With MixUp too, CutMix comes first.",
-        _between(0, 10),
-        "a number in [0, 10]",
-    ),
-    "label_smoothing": Setting(
-        0.1,
-        (float, int),
-        "Label smoothing of the one-hot targets.",
-        _between(0, 0.5),
-        "a number in [0, 0.5]",
-    ),
-    # --- models -----------------------------------------------------------------
-    "models": Setting(
-        ["custom_cnn", "lenet", "vgg16"],
-        (list,),
-        "Registered model names to train and compare, in order (see `models.available_models()`).",
-        _model_names,
-        "a non-empty list of model names",
-    ),
-    "model_options": Setting(
-        {},
-        (dict,),
-        "Extra keyword options per model name, e.g. "
-        '{"custom_cnn": {"width": 96}}; checked against the builder\'s signature.',
-    ),
-    "model_args": Setting(
-        None,
-        (dict, NoneType),
-        "Args that replace the run's for one model, per model name, e.g. "
-        '{"efficientnet_lite0": {"image_size": 96}}; keys among '
-        + ", ".join(MODEL_ARGS_KEYS)
-        + ". null: each model's measured recipe (its registry entry, `models.registry.model_recipes()`; "
-        "efficientnet_lite0: 1 head epoch at 64 px, then 8 epochs fine-tuning every "
-        "layer at 0.2x the rate while the side rises to 96 px), less the keys you set for the whole run; "
-        "{}: every model takes the run's args.",
-    ),
-    "weights": Setting(
-        "imagenet",
-        (str, NoneType),
-        'Pretrained models: "imagenet" (download), a local '
-        "weights file (.h5 / .weights.h5), or null for random initialisation.",
-    ),
-    "offline_fallback": Setting(
-        True,
-        (bool,),
-        'With weights "imagenet": replace each keras.applications backbone whose ImageNet weights '
-        "are neither in Keras's cache nor downloadable by efficientnet_lite0, whose weights "
-        "install with the requirements, saying so; false: stop with an error instead.",
-    ),
-    "image_size": Setting(
-        32,
-        (int,),
-        "Pretrained models: side in pixels that CIFAR's 32x32 images are resized "
-        "to inside the model (bigger is slower and usually more accurate).",
-        _between(32, 512),
-        "an integer in [32, 512]",
-    ),
-    "image_size_start": Setting(
-        None,
-        (int, NoneType),
-        "Pretrained models, progressive resizing: the head phase trains at this side and fine-tuning "
-        "raises it linearly, epoch by epoch, to image_size (multiples of 8); small early epochs are "
-        "cheap. The saved model resizes to the side of its best epoch. null: image_size throughout.",
-        _between(32, 512),
-        "null or an integer in [32, 512]",
-    ),
-    "feature_depths": Setting(
-        1,
-        (int,),
-        "Pretrained models: the head reads the globally pooled maps of the backbone's last N "
-        "resolution stages, concatenated (1: its output only; more adds mid-level features, "
-        "which helps most while the backbone is frozen).",
-        _between(1, 8),
-        "an integer in [1, 8]",
-    ),
-    # --- optimizer and schedule ------------------------------------------------
-    "optimizer": Setting(
-        "sgd",
-        (str,),
-        "Optimizer: sgd (Nesterov momentum), adam, amsgrad (Adam with the AMSGrad maximum of past "
-        "second moments, as the original project offered), adamw, rmsprop, muon (Keras's Muon: "
-        "weight matrices and convolution kernels get orthogonalised momentum updates, the rest and "
-        "the classifier AdamW; momentum is its momentum) or muon_sgd (airbench94_muon's split, a "
-        "Keras MultiOptimizer: kernels and matrices but the classifier take Muon steps at "
-        "muon_lr_factor times the rate with muon_momentum, their norms held fixed; the rest Nesterov SGD).",
-        _one_of("sgd", "adam", "amsgrad", "adamw", "rmsprop", "muon", "muon_sgd"),
-        '"sgd", "adam", "amsgrad", "adamw", "rmsprop", "muon" or "muon_sgd"',
-    ),
-    "learning_rate": Setting(
-        0.05,
-        (float, int),
-        "Peak learning rate.",
-        _between(0, 10, low_open=True),
-        "a number in (0, 10]",
-    ),
-    "momentum": Setting(
-        0.9,
-        (float, int),
-        "Momentum of sgd, rmsprop and muon, and of muon_sgd's SGD part.",
-        _between(0, 0.999),
-        "a number in [0, 0.999]",
-    ),
-    "muon_lr_factor": Setting(
-        0.145,
-        (float, int),
-        "muon_sgd: the Muon part's learning rate as a multiple of learning_rate (airbench94_muon: 0.24 "
-        "against its SGD rate, 1.66 in our mean-loss units).",
-        _between(0, 10, low_open=True),
-        "a number in (0, 10]",
-    ),
-    "muon_momentum": Setting(
-        0.6,
-        (float, int),
-        "muon_sgd: momentum of the Muon part (Nesterov).",
-        _between(0, 0.999),
-        "a number in [0, 0.999]",
-    ),
-    # Keras decays decoupled: each step shrinks weights by weight_decay * lr. The usual PyTorch
-    # 5e-4 (added to the gradient, then amplified 1 / (1 - 0.9) by momentum) shrinks them by
-    # 5e-4 * lr * 10 per step, hence 5e-3 here.
-    "weight_decay": Setting(
-        5e-3,
-        (float, int),
-        "Decoupled weight decay: each step shrinks weights by weight_decay * learning rate (0 turns it off).",
-        _between(0, 1),
-        "a number in [0, 1]",
-    ),
-    "lr_schedule": Setting(
-        "warmup_cosine",
-        (str,),
-        "Learning-rate schedule: constant, cosine (decay to 0 over training), warmup_cosine "
-        "(linear warmup, then cosine decay) or warmup_linear (linear warmup, then linear decay to 0).",
-        _one_of("constant", "cosine", "warmup_cosine", "warmup_linear"),
-        '"constant", "cosine", "warmup_cosine" or "warmup_linear"',
-    ),
-    "warmup_epochs": Setting(
-        1.0,
-        (float, int),
-        "Epochs of linear warmup for warmup_cosine.",
-        _between(0, 100),
-        "a number in [0, 100]",
-    ),
-    # --- training ---------------------------------------------------------------
-    "epochs": Setting(
-        20,
-        (int,),
-        "Training epochs (head phase for pretrained models).",
-        _between(1, 10_000),
-        "an integer >= 1",
-    ),
-    "batch_size": Setting(128, (int,), "Images per training step.", _between(1, 65_536), "an integer >= 1"),
-    "fine_tune_layers": Setting(
-        4,
-        (int, str),
-        "Pretrained models: weighted layers at the top of the base unfrozen for "
-        'fine-tuning ("all" for every layer, 0 for none); BatchNorm stays frozen.',
-        lambda v: v == "all" or (isinstance(v, int) and v >= 0),
-        'an integer >= 0 or "all"',
-    ),
-    "fine_tune_epochs": Setting(
-        10, (int,), "Fine-tuning epochs after the head phase.", _between(0, 10_000), "an integer >= 0"
-    ),
-    "fine_tune_lr_factor": Setting(
-        0.05,
-        (float, int),
-        "Fine-tuning learning rate = learning_rate * this factor (10-100x lower is usual).",
-        _between(0, 1, low_open=True),
-        "a number in (0, 1]",
-    ),
-    "fine_tune_backbone_lr_factor": Setting(
-        1.0,
-        (float, int),
-        "Fine-tuning: the unfrozen backbone layers learn at this factor times the head's rate "
-        "(below 1 moves the pretrained weights more gently).",
-        _between(0, 1, low_open=True),
-        "a number in (0, 1]",
-    ),
-    "precision": Setting(
-        "auto",
-        (str,),
-        "Compute precision: auto (per model: mixed_bfloat16 on CPUs with AVX512-BF16/AMX except for "
-        "the depthwise backbones measured faster in float32 there (utils/runtime/environment.py), "
-        "mixed_float16 on GPUs of compute capability 7.0+, else float32), float32, "
-        "mixed_bfloat16 or mixed_float16.",
-        _one_of("auto", "float32", "mixed_bfloat16", "mixed_float16"),
-        '"auto", "float32", "mixed_bfloat16" or "mixed_float16"',
-    ),
-    "jit_compile": Setting(
-        "auto",
-        (str, bool),
-        "Compile train steps with XLA: auto (off on CPUs, where it measured slower; Keras's "
-        "choice on GPUs), true or false. Every registered model and the progressive-resizing "
-        "fine-tune compile (tests/test_xla.py), so none turns it off for itself.",
-        lambda value: value in ("auto", True, False),
-        '"auto", true or false',
-    ),
-    # --- devices ----------------------------------------------------------------
-    "distribute": Setting(
-        "none",
-        (str,),
-        "Data-parallel training (utils/runtime/distribution.py): none; mirrored (every local GPU, else every "
-        "logical CPU device); multi_worker (the hosts in the TF_CONFIG environment variable, each "
-        "running the same command). No TPU: Colab's TPU runtimes ship no TensorFlow. "
-        "batch_size is the global batch, split across replicas, and "
-        "learning_rate applies to it unchanged; to keep the per-replica batch when adding replicas, "
-        "scale both by the same factor (linear rule).",
-        _one_of("none", "mirrored", "multi_worker"),
-        '"none", "mirrored" or "multi_worker"',
-    ),
-    "cpu_devices": Setting(
-        None,
-        (int, NoneType),
-        "Split the CPU into this many logical devices at start-up (for distribute mirrored without "
-        "a GPU); null: TensorFlow's single CPU device.",
-        _between(1, 64),
-        "null or an integer in [1, 64]",
-    ),
-    # --- callbacks ------------------------------------------------------------
-    "checkpoint": Setting(
-        True,
-        (bool,),
-        "Save the best model (by the monitored metric) as best.keras and restore it before testing.",
-    ),
-    "early_stopping_patience": Setting(
-        None,
-        (int, NoneType),
-        "Epochs without improvement before stopping (null: off).",
-        _between(1, 10_000),
-        "an integer >= 1 or null",
-    ),
-    "reduce_lr_patience": Setting(
-        None,
-        (int, NoneType),
-        "Epochs without improvement before the learning rate is "
-        "reduced (null: off; needs lr_schedule constant).",
-        _between(1, 10_000),
-        "an integer >= 1 or null",
-    ),
-    "reduce_lr_factor": Setting(
-        0.2,
-        (float, int),
-        "Factor of each ReduceLROnPlateau reduction.",
-        _between(0, 1, low_open=True),
-        "a number in (0, 1)",
-    ),
-    "tensorboard": Setting(False, (bool,), "Write TensorBoard logs to <run>/<model>/tensorboard."),
-    "backup_and_restore": Setting(
-        True,
-        (bool,),
-        "Back up each epoch so an interrupted run resumes where it stopped "
-        "when the same command is run again.",
-    ),
-    "terminate_on_nan": Setting(
-        True,
-        (bool,),
-        "Stop training when the loss becomes NaN or infinite, with an error naming the epoch "
-        "(the history and best model so far are kept).",
-    ),
-    "verbose": Setting(
-        1,
-        (int,),
-        "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.",
-        _one_of(0, 1, 2),
-        "0, 1 or 2",
-    ),
-    # --- analysis (after testing) ------------------------------------------------
-    "analysis": Setting(
-        True,
-        (bool,),
-        "After testing, analyse each model into its run folder: confusion matrix and per-class "
-        "scores, calibration with a temperature fitted on the validation split, accuracy under "
-        "image corruptions, Grad-CAM heat maps.",
-    ),
-    "robustness_per_class": Setting(
-        200,
-        (int, NoneType),
-        "Test images per class on which accuracy under corruptions is measured (the first of each "
-        "class; 200 keeps the analysis of a model within about a minute on 2 CPU cores); null: all.",
-        _between(1, 10_000),
-        "an integer >= 1 or null",
-    ),
-    # --- output -----------------------------------------------------------------
-    "output_dir": Setting("runs", (str,), "Folder that holds one sub-folder per run."),
-    "run_name": Setting(
-        None,
-        (str, NoneType),
-        "Name of this run's folder; null: a time stamp, or the "
-        "unfinished run with identical args, which is then resumed.",
-    ),
-    "mount_drive": Setting(
-        False,
-        (bool,),
-        "Colab only: mount Google Drive and keep output_dir and the downloaded CIFAR-10 there (a new "
-        "machine after a disconnect resumes the run).",
-    ),
-    "seed": Setting(42, (int,), "Seed of every random generator (data split, init, augmentation)."),
-    "feature_cache": Setting(
-        True,
-        (bool,),
-        "Pretrained models with every augmentation off: train the head on backbone features "
-        "computed once and cached (seconds per epoch); with augmentation the backbone runs every step.",
-    ),
-    "feature_cache_dir": Setting("cache/features", (str,), "Folder of the cached backbone features."),
-    "lookahead_steps": Setting(
-        None,
-        (int, NoneType),
-        "Lookahead weight averaging: every N steps the weights are pulled towards a slow copy, "
-        "more strongly as training ends, and training ends on the slow weights; null: off.",
-        _between(1, 10_000),
-        "an integer >= 1 or null",
-    ),
-    "ema_momentum": Setting(
-        None,
-        (float, NoneType),
-        "Weight averaging with Keras's optimizer EMA (Polyak averaging): after each step the averaged "
-        "weights move 1 - m of the way to the trained ones (so they average about 1 / (1 - m) recent "
-        "steps); validation, checkpoints and the final model use the average; null: off.",
-        _between(0, 1, low_open=True, high_open=True),
-        "a number in (0, 1) or null",
-    ),
-    "preset": Setting(
-        None,
-        (str, NoneType),
-        "A named recipe (utils/config/settings.py PRESETS) applied on the defaults, under your "
-        "overrides: fast (fast_cnn, airbench-style), fast_muon (fast_cnn, airbench94_muon-style) or "
-        "original (the original project's lenet recipe).",
-        lambda value: value is None or value in PRESETS,
-        'null, "fast", "fast_muon" or "original"',
-    ),
+SECTIONS = {
+    "data": {  # CIFAR-10 and its split
+        "data_path": Setting(
+            None,
+            (str, NoneType),
+            "Local CIFAR-10: `cifar-10-python.tar.gz` or its extracted `cifar-10-batches-py` "
+            "folder. null: the `CIFAR10_DATA` environment variable, else download with Keras.",
+        ),
+        "val_fraction": Setting(
+            0.1,
+            (float, int),
+            "Fraction of the training set held out (stratified) for validation; 0 trains on all "
+            "50,000 images.",
+            _between(0, 0.5),
+            "a number in [0, 0.5]",
+        ),
+        "small_run": Setting(
+            False,
+            (bool,),
+            "Tiny data (50 train / 20 test images per class) and one epoch per phase "
+            "(overrides epochs): the whole pipeline in seconds, for tests and quick checks.",
+        ),
+    },
+    "augmentation": {  # training only; off at inference
+        "augment_flip": Setting(
+            True,
+            (bool, str),
+            'Horizontal flip: true flips each image at random; "alternating" flips a fixed random half of '
+            "the images on even epochs and the other half on odd epochs (every image seen both ways in two "
+            "epochs).",
+            lambda value: isinstance(value, bool) or value == "alternating",
+            'true, false or "alternating"',
+        ),
+        "augment_translate": Setting(
+            0.125,
+            (float, int),
+            "Random translation by whole pixels, up to this fraction of the image side each way (0.125 = up "
+            "to 4 pixels, every shift equally likely, the border mirrored); 0 turns it off.",
+            _between(0, 0.5),
+            "a number in [0, 0.5]",
+        ),
+        "augment_erasing": Setting(
+            0.0,
+            (float, int),
+            "Probability of random erasing (cutout) per image; 0 turns it off.",
+            _between(0, 1),
+            "a probability in [0, 1]",
+        ),
+        "augment_randaugment": Setting(False, (bool,), "RandAugment (2 random ops per image)."),
+        "augment_mixup": Setting(
+            0.0,
+            (float, int),
+            "MixUp: each training batch is blended with a shuffled copy of itself, images and one-hot "
+            "labels alike, in a share drawn from Beta(alpha, alpha); this is alpha (0.2-0.4 usual; "
+            "0 turns it off).",
+            _between(0, 10),
+            "a number in [0, 10]",
+        ),
+        "augment_cutmix": Setting(
+            0.0,
+            (float, int),
+            "CutMix: a random box of each training image is replaced by the same box of another image of "
+            "the batch, the labels mixed by area, the area drawn from Beta(factor, factor); this is the "
+            "factor (1.0 usual; 0 turns it off). With MixUp too, CutMix comes first.",
+            _between(0, 10),
+            "a number in [0, 10]",
+        ),
+    },
+    "model": {  # which models, and the options of pretrained ones
+        "models": Setting(
+            ["custom_cnn", "lenet", "vgg16"],
+            (list,),
+            "Registered model names to train and compare, in order (see `models.available_models()`).",
+            _model_names,
+            "a non-empty list of model names",
+        ),
+        "model_options": Setting(
+            {},
+            (dict,),
+            "Extra keyword options per model name, e.g. "
+            '{"custom_cnn": {"width": 96}}; checked against the builder\'s signature.',
+        ),
+        "model_args": Setting(
+            None,
+            (dict, NoneType),
+            "Args that replace the run's for one model, per model name, e.g. "
+            '{"efficientnet_lite0": {"image_size": 96}}; keys among '
+            + ", ".join(MODEL_ARGS_KEYS)
+            + ". null: each model's measured recipe (its registry entry, `models.registry.model_recipes()`; "
+            "efficientnet_lite0: 1 head epoch at 64 px, then 8 epochs fine-tuning every "
+            "layer at 0.2x the rate while the side rises to 96 px), less the keys you set for the whole run; "
+            "{}: every model takes the run's args.",
+        ),
+        "weights": Setting(
+            "imagenet",
+            (str, NoneType),
+            'Pretrained models: "imagenet" (download), a local '
+            "weights file (.h5 / .weights.h5), or null for random initialisation.",
+        ),
+        "offline_fallback": Setting(
+            True,
+            (bool,),
+            'With weights "imagenet": replace each keras.applications backbone whose ImageNet weights '
+            "are neither in Keras's cache nor downloadable by efficientnet_lite0, whose weights "
+            "install with the requirements, saying so; false: stop with an error instead.",
+        ),
+        "image_size": Setting(
+            32,
+            (int,),
+            "Pretrained models: side in pixels that CIFAR's 32x32 images are resized "
+            "to inside the model (bigger is slower and usually more accurate).",
+            _between(32, 512),
+            "an integer in [32, 512]",
+        ),
+        "image_size_start": Setting(
+            None,
+            (int, NoneType),
+            "Pretrained models, progressive resizing: the head phase trains at this side and fine-tuning "
+            "raises it linearly, epoch by epoch, to image_size (multiples of 8); small early epochs are "
+            "cheap. The saved model resizes to the side of its best epoch. null: image_size throughout.",
+            _between(32, 512),
+            "null or an integer in [32, 512]",
+        ),
+        "feature_depths": Setting(
+            1,
+            (int,),
+            "Pretrained models: the head reads the globally pooled maps of the backbone's last N "
+            "resolution stages, concatenated (1: its output only; more adds mid-level features, "
+            "which helps most while the backbone is frozen).",
+            _between(1, 8),
+            "an integer in [1, 8]",
+        ),
+    },
+    "optimizer": {  # optimizer, schedule and weight averaging
+        "optimizer": Setting(
+            "sgd",
+            (str,),
+            "Optimizer: sgd (Nesterov momentum), adam, amsgrad (Adam with the AMSGrad maximum of past "
+            "second moments, as the original project offered), adamw, rmsprop, muon (Keras's Muon: "
+            "weight matrices and convolution kernels get orthogonalised momentum updates, the rest and "
+            "the classifier AdamW; momentum is its momentum) or muon_sgd (airbench94_muon's split, a "
+            "Keras MultiOptimizer: kernels and matrices but the classifier take Muon steps at "
+            "muon_lr_factor times the rate with muon_momentum, their norms held fixed; the rest "
+            "Nesterov SGD).",
+            _one_of("sgd", "adam", "amsgrad", "adamw", "rmsprop", "muon", "muon_sgd"),
+            '"sgd", "adam", "amsgrad", "adamw", "rmsprop", "muon" or "muon_sgd"',
+        ),
+        "learning_rate": Setting(
+            0.05,
+            (float, int),
+            "Peak learning rate.",
+            _between(0, 10, low_open=True),
+            "a number in (0, 10]",
+        ),
+        "momentum": Setting(
+            0.9,
+            (float, int),
+            "Momentum of sgd, rmsprop and muon, and of muon_sgd's SGD part.",
+            _between(0, 0.999),
+            "a number in [0, 0.999]",
+        ),
+        "muon_lr_factor": Setting(
+            0.145,
+            (float, int),
+            "muon_sgd: the Muon part's learning rate as a multiple of learning_rate (airbench94_muon: 0.24 "
+            "against its SGD rate, 1.66 in our mean-loss units).",
+            _between(0, 10, low_open=True),
+            "a number in (0, 10]",
+        ),
+        "muon_momentum": Setting(
+            0.6,
+            (float, int),
+            "muon_sgd: momentum of the Muon part (Nesterov).",
+            _between(0, 0.999),
+            "a number in [0, 0.999]",
+        ),
+        # Keras decays decoupled: each step shrinks weights by weight_decay * lr. The usual PyTorch
+        # 5e-4 (added to the gradient, then amplified 1 / (1 - 0.9) by momentum) shrinks them by
+        # 5e-4 * lr * 10 per step, hence 5e-3 here.
+        "weight_decay": Setting(
+            5e-3,
+            (float, int),
+            "Decoupled weight decay: each step shrinks weights by weight_decay * learning rate (0 turns "
+            "it off).",
+            _between(0, 1),
+            "a number in [0, 1]",
+        ),
+        "lr_schedule": Setting(
+            "warmup_cosine",
+            (str,),
+            "Learning-rate schedule: constant, cosine (decay to 0 over training), warmup_cosine "
+            "(linear warmup, then cosine decay) or warmup_linear (linear warmup, then linear decay to 0).",
+            _one_of("constant", "cosine", "warmup_cosine", "warmup_linear"),
+            '"constant", "cosine", "warmup_cosine" or "warmup_linear"',
+        ),
+        "warmup_epochs": Setting(
+            1.0,
+            (float, int),
+            "Epochs of linear warmup for warmup_cosine.",
+            _between(0, 100),
+            "a number in [0, 100]",
+        ),
+        "ema_momentum": Setting(
+            None,
+            (float, NoneType),
+            "Weight averaging with Keras's optimizer EMA (Polyak averaging): after each step the averaged "
+            "weights move 1 - m of the way to the trained ones (so they average about 1 / (1 - m) recent "
+            "steps); validation, checkpoints and the final model use the average; null: off.",
+            _between(0, 1, low_open=True, high_open=True),
+            "a number in (0, 1) or null",
+        ),
+    },
+    "training": {  # phases, batches, loss and the feature cache
+        "epochs": Setting(
+            20,
+            (int,),
+            "Training epochs (head phase for pretrained models).",
+            _between(1, 10_000),
+            "an integer >= 1",
+        ),
+        "batch_size": Setting(
+            128, (int,), "Images per training step.", _between(1, 65_536), "an integer >= 1"
+        ),
+        "fine_tune_layers": Setting(
+            4,
+            (int, str),
+            "Pretrained models: weighted layers at the top of the base unfrozen for "
+            'fine-tuning ("all" for every layer, 0 for none); BatchNorm stays frozen.',
+            lambda v: v == "all" or (isinstance(v, int) and v >= 0),
+            'an integer >= 0 or "all"',
+        ),
+        "fine_tune_epochs": Setting(
+            10, (int,), "Fine-tuning epochs after the head phase.", _between(0, 10_000), "an integer >= 0"
+        ),
+        "fine_tune_lr_factor": Setting(
+            0.05,
+            (float, int),
+            "Fine-tuning learning rate = learning_rate * this factor (10-100x lower is usual).",
+            _between(0, 1, low_open=True),
+            "a number in (0, 1]",
+        ),
+        "fine_tune_backbone_lr_factor": Setting(
+            1.0,
+            (float, int),
+            "Fine-tuning: the unfrozen backbone layers learn at this factor times the head's rate "
+            "(below 1 moves the pretrained weights more gently).",
+            _between(0, 1, low_open=True),
+            "a number in (0, 1]",
+        ),
+        "label_smoothing": Setting(
+            0.1,
+            (float, int),
+            "Label smoothing of the one-hot targets.",
+            _between(0, 0.5),
+            "a number in [0, 0.5]",
+        ),
+        "feature_cache": Setting(
+            True,
+            (bool,),
+            "Pretrained models with every augmentation off: train the head on backbone features "
+            "computed once and cached (seconds per epoch); with augmentation the backbone runs every step.",
+        ),
+        "feature_cache_dir": Setting("cache/features", (str,), "Folder of the cached backbone features."),
+        "verbose": Setting(
+            1,
+            (int,),
+            "Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.",
+            _one_of(0, 1, 2),
+            "0, 1 or 2",
+        ),
+    },
+    "callbacks": {  # checkpoints, stopping, resuming
+        "checkpoint": Setting(
+            True,
+            (bool,),
+            "Save the best model (by the monitored metric) as best.keras and restore it before testing.",
+        ),
+        "early_stopping_patience": Setting(
+            None,
+            (int, NoneType),
+            "Epochs without improvement before stopping (null: off).",
+            _between(1, 10_000),
+            "an integer >= 1 or null",
+        ),
+        "reduce_lr_patience": Setting(
+            None,
+            (int, NoneType),
+            "Epochs without improvement before the learning rate is "
+            "reduced (null: off; needs lr_schedule constant).",
+            _between(1, 10_000),
+            "an integer >= 1 or null",
+        ),
+        "reduce_lr_factor": Setting(
+            0.2,
+            (float, int),
+            "Factor of each ReduceLROnPlateau reduction.",
+            _between(0, 1, low_open=True),
+            "a number in (0, 1)",
+        ),
+        "lookahead_steps": Setting(
+            None,
+            (int, NoneType),
+            "Lookahead weight averaging: every N steps the weights are pulled towards a slow copy, "
+            "more strongly as training ends, and training ends on the slow weights; null: off.",
+            _between(1, 10_000),
+            "an integer >= 1 or null",
+        ),
+        "tensorboard": Setting(False, (bool,), "Write TensorBoard logs to <run>/<model>/tensorboard."),
+        "backup_and_restore": Setting(
+            True,
+            (bool,),
+            "Back up each epoch so an interrupted run resumes where it stopped "
+            "when the same command is run again.",
+        ),
+        "terminate_on_nan": Setting(
+            True,
+            (bool,),
+            "Stop training when the loss becomes NaN or infinite, with an error naming the epoch "
+            "(the history and best model so far are kept).",
+        ),
+    },
+    "runtime": {  # seeds, precision, XLA and devices
+        "seed": Setting(42, (int,), "Seed of every random generator (data split, init, augmentation)."),
+        "precision": Setting(
+            "auto",
+            (str,),
+            "Compute precision: auto (per model: mixed_bfloat16 on CPUs with AVX512-BF16/AMX except for "
+            "the depthwise backbones measured faster in float32 there (utils/runtime/environment.py), "
+            "mixed_float16 on GPUs of compute capability 7.0+, else float32), float32, "
+            "mixed_bfloat16 or mixed_float16.",
+            _one_of("auto", "float32", "mixed_bfloat16", "mixed_float16"),
+            '"auto", "float32", "mixed_bfloat16" or "mixed_float16"',
+        ),
+        "jit_compile": Setting(
+            "auto",
+            (str, bool),
+            "Compile train steps with XLA: auto (off on CPUs, where it measured slower; Keras's "
+            "choice on GPUs), true or false. Every registered model and the progressive-resizing "
+            "fine-tune compile (tests/test_xla.py), so none turns it off for itself.",
+            lambda value: value in ("auto", True, False),
+            '"auto", true or false',
+        ),
+        "distribute": Setting(
+            "none",
+            (str,),
+            "Data-parallel training (utils/runtime/distribution.py): none; mirrored (every local GPU, "
+            "else every logical CPU device); multi_worker (the hosts in the TF_CONFIG environment "
+            "variable, each running the same command). No TPU: Colab's TPU runtimes ship no TensorFlow. "
+            "batch_size is the global batch, split across replicas, and "
+            "learning_rate applies to it unchanged; to keep the per-replica batch when adding replicas, "
+            "scale both by the same factor (linear rule).",
+            _one_of("none", "mirrored", "multi_worker"),
+            '"none", "mirrored" or "multi_worker"',
+        ),
+        "cpu_devices": Setting(
+            None,
+            (int, NoneType),
+            "Split the CPU into this many logical devices at start-up (for distribute mirrored without "
+            "a GPU); null: TensorFlow's single CPU device.",
+            _between(1, 64),
+            "null or an integer in [1, 64]",
+        ),
+    },
+    "analysis": {  # after testing
+        "analysis": Setting(
+            True,
+            (bool,),
+            "After testing, analyse each model into its run folder: confusion matrix and per-class "
+            "scores, calibration with a temperature fitted on the validation split, accuracy under "
+            "image corruptions, Grad-CAM heat maps.",
+        ),
+        "robustness_per_class": Setting(
+            200,
+            (int, NoneType),
+            "Test images per class on which accuracy under corruptions is measured (the first of each "
+            "class; 200 keeps the analysis of a model within about a minute on 2 CPU cores); null: all.",
+            _between(1, 10_000),
+            "an integer >= 1 or null",
+        ),
+    },
+    "output": {  # run folders
+        "output_dir": Setting("runs", (str,), "Folder that holds one sub-folder per run."),
+        "run_name": Setting(
+            None,
+            (str, NoneType),
+            "Name of this run's folder; null: a time stamp, or the "
+            "unfinished run with identical args, which is then resumed.",
+        ),
+        "mount_drive": Setting(
+            False,
+            (bool,),
+            "Colab only: mount Google Drive and keep output_dir and the downloaded CIFAR-10 there (a new "
+            "machine after a disconnect resumes the run).",
+        ),
+    },
+    "preset": {  # named recipes applied under your overrides
+        "preset": Setting(
+            None,
+            (str, NoneType),
+            "A named recipe (utils/config/settings.py PRESETS) applied on the defaults, under your "
+            "overrides: fast (fast_cnn, airbench-style), fast_muon (fast_cnn, airbench94_muon-style) or "
+            "original (the original project's lenet recipe).",
+            lambda value: value is None or value in PRESETS,
+            'null, "fast", "fast_muon" or "original"',
+        ),
+    },
 }
+SETTINGS = {key: setting for section in SECTIONS.values() for key, setting in section.items()}
+STAGE_OF = {key: stage for stage, section in SECTIONS.items() for key in section}
 
 # Named recipes: each a set of args applied on the defaults before the user's overrides.
 PRESETS = {

@@ -231,14 +231,15 @@ def stratified_split(split, val_fraction, seed):
     )
 
 
-def prepare_data(args, download_to=None):
-    """Load CIFAR-10 and split it as `args` asks (small_run subset, validation split); a download
-    goes to `download_to` (None: Keras's cache)."""
-    train, test = load_cifar10(args["data_path"], download_to)
-    if args["small_run"]:
+def prepare_data(data_path, val_fraction, seed, small_run=False, download_to=None):
+    """Load CIFAR-10 from `data_path` (see `load_cifar10`), keep a small subset for a `small_run`,
+    and hold out a stratified `val_fraction` of the training set, split by `seed`; a download goes
+    to `download_to` (None: Keras's cache)."""
+    train, test = load_cifar10(data_path, download_to)
+    if small_run:
         train = take_per_class(train, SMALL_RUN_TRAIN_PER_CLASS)
         test = take_per_class(test, SMALL_RUN_TEST_PER_CLASS)
-    train, validation = stratified_split(train, args["val_fraction"], args["seed"])
+    train, validation = stratified_split(train, val_fraction, seed)
     return Cifar10(train=train, validation=validation, test=test)
 
 

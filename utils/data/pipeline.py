@@ -7,22 +7,25 @@ import tensorflow as tf
 from utils.data.cifar10 import NUM_CLASSES
 
 
-def make_augmenter(args, seed):
-    """The augmentation `args` switch on, as one Keras layer; None when all are off.
+def make_augmenter(augmentation, seed):
+    """The augmentation its settings (the "augmentation" section) switch on, as one Keras layer;
+    None when all are off.
 
     Runs on batches of float 0-255 images inside the training `tf.data` pipeline, so
     validation, test and prediction never see it.
     """
     layers = []
-    if args["augment_flip"] is True:
+    if augmentation.augment_flip is True:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    if args["augment_translate"]:
-        layers.append(RandomPixelShift(args["augment_translate"], seed=seed + 1))
-    if args["augment_randaugment"]:
+    if augmentation.augment_translate:
+        layers.append(RandomPixelShift(augmentation.augment_translate, seed=seed + 1))
+    if augmentation.augment_randaugment:
         layers.append(keras.layers.RandAugment(value_range=(0, 255), seed=seed + 2))
-    if args["augment_erasing"]:
+    if augmentation.augment_erasing:
         layers.append(
-            keras.layers.RandomErasing(factor=args["augment_erasing"], value_range=(0, 255), seed=seed + 3)
+            keras.layers.RandomErasing(
+                factor=augmentation.augment_erasing, value_range=(0, 255), seed=seed + 3
+            )
         )
     return keras.Sequential(layers, name="augmentation") if layers else None
 
@@ -63,14 +66,14 @@ class RandomPixelShift(keras.layers.Layer):
         return {**super().get_config(), "fraction": self.fraction, "seed": self.seed}
 
 
-def make_mixers(args, seed):
-    """CutMix and MixUp, as args switch them on: Keras layers that blend pairs of training
-    images of a batch and their one-hot labels in proportion (empty when both are off)."""
+def make_mixers(augmentation, seed):
+    """CutMix and MixUp, as the "augmentation" section switches them on: Keras layers that blend
+    pairs of training images of a batch and their one-hot labels in proportion (empty when both are off)."""
     mixers = []
-    if args["augment_cutmix"]:
-        mixers.append(keras.layers.CutMix(factor=args["augment_cutmix"], seed=seed + 4))
-    if args["augment_mixup"]:
-        mixers.append(keras.layers.MixUp(alpha=args["augment_mixup"], seed=seed + 5))
+    if augmentation.augment_cutmix:
+        mixers.append(keras.layers.CutMix(factor=augmentation.augment_cutmix, seed=seed + 4))
+    if augmentation.augment_mixup:
+        mixers.append(keras.layers.MixUp(alpha=augmentation.augment_mixup, seed=seed + 5))
     return tuple(mixers)
 
 

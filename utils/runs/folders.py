@@ -122,20 +122,20 @@ def is_finished(path):
     return os.path.isfile(os.path.join(path, METRICS_FILE))
 
 
-def _comparable(args):
-    return {key: value for key, value in args.items() if key not in KEYS_FREE_ON_RESUME}
+def _comparable(record):
+    return {key: value for key, value in record.items() if key not in KEYS_FREE_ON_RESUME}
 
 
-def _same_args(path, args):
+def _same_args(path, record):
     saved = read_json(os.path.join(path, ARGS_FILE))
-    return saved is not None and _comparable(saved) == _comparable(args)
+    return saved is not None and _comparable(saved) == _comparable(record)
 
 
-def _resumable_runs(output_dir, args):
+def _resumable_runs(output_dir, record):
     if not os.path.isdir(output_dir):
         return []
     candidates = [os.path.join(output_dir, name) for name in sorted(os.listdir(output_dir))]
-    return [p for p in candidates if os.path.isdir(p) and not is_finished(p) and _same_args(p, args)]
+    return [p for p in candidates if os.path.isdir(p) and not is_finished(p) and _same_args(p, record)]
 
 
 def _new_name(output_dir):
@@ -147,28 +147,28 @@ def _new_name(output_dir):
     return name
 
 
-def open_run(args, output_dir):
-    """Create this run's folder, or reopen the unfinished run of the same args.
+def open_run(output_dir, record, name=None):
+    """Create this run's folder in `output_dir`, or reopen the unfinished run of the same record.
 
-    With `args['run_name']` set, that folder is resumed if it holds an unfinished run of
-    identical args; a finished run or different args raise instead of overwriting. With
-    no name, the newest unfinished run of identical args is resumed, else a time-stamped
-    folder is created.
+    `record` is what the folder keeps as args.json (a run's args) and what tells two runs apart
+    (but for KEYS_FREE_ON_RESUME). With a `name` (args["run_name"]), that folder is resumed if it
+    holds an unfinished run of an identical record; a finished run or a different record raise
+    instead of overwriting. With no name, the newest unfinished run of an identical record is
+    resumed, else a time-stamped folder is created.
     """
-    name = args["run_name"]
     if name:
         path = os.path.join(output_dir, name)
         if os.path.exists(path):
-            _check_resumable(path, args)
+            _check_resumable(path, record)
             return RunFolder(path, resumed=True)
     else:
-        resumable = _resumable_runs(output_dir, args)
+        resumable = _resumable_runs(output_dir, record)
         if resumable:
             return RunFolder(resumable[-1], resumed=True)
         path = os.path.join(output_dir, _new_name(output_dir))
     try:
         os.makedirs(path)
-        write_json(os.path.join(path, ARGS_FILE), args)
+        write_json(os.path.join(path, ARGS_FILE), record)
     except OSError as error:
         raise RunFolderError(
             f"Cannot write the run folder {path} ({error.strerror}); set args['output_dir'] to a "
@@ -177,16 +177,16 @@ def open_run(args, output_dir):
     return RunFolder(path, resumed=False)
 
 
-def _check_resumable(path, args):
+def _check_resumable(path, record):
     if is_finished(path):
         raise RunFolderError(
             f"Run folder {path} holds a finished run; choose another args['run_name'] "
             "(or null for a time-stamped one), or delete that folder."
         )
     saved = read_json(os.path.join(path, ARGS_FILE))
-    if saved is None or _comparable(saved) != _comparable(args):
+    if saved is None or _comparable(saved) != _comparable(record):
         differing = sorted(
-            k for k in args if (saved or {}).get(k) != args[k] and k not in KEYS_FREE_ON_RESUME
+            k for k in record if (saved or {}).get(k) != record[k] and k not in KEYS_FREE_ON_RESUME
         )
         raise RunFolderError(
             f"Run folder {path} holds another run (args differ in {differing}); choose another "

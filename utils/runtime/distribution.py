@@ -75,9 +75,10 @@ def read_tf_config():
     return config
 
 
-def is_chief(args):
-    """Whether this process writes the run: always, but in a multi-worker run only its chief."""
-    if args["distribute"] != "multi_worker":
+def is_chief(distribute):
+    """Whether this process writes the run: always, but in a multi-worker run (`distribute`
+    "multi_worker") only its chief."""
+    if distribute != "multi_worker":
         return True
     config = read_tf_config()
     task, chief_type = config["task"], "chief" if "chief" in config["cluster"] else "worker"
@@ -109,54 +110,54 @@ def _strategy(kind, tf_config):
     return _MultiWorkerStrategy()
 
 
-def distribution_strategy(args):
-    """The strategy `args['distribute']` names, or None for "none"."""
-    if args["distribute"] == "none":
+def distribution_strategy(distribute):
+    """The strategy `distribute` (args["distribute"]) names, or None for "none"."""
+    if distribute == "none":
         return None
-    if args["distribute"] == "multi_worker":
+    if distribute == "multi_worker":
         read_tf_config()
-    return _strategy(args["distribute"], os.environ.get("TF_CONFIG"))
+    return _strategy(distribute, os.environ.get("TF_CONFIG"))
 
 
-def strategy_scope(args):
+def strategy_scope(distribute):
     """The scope that models are built, compiled and trained under."""
-    strategy = distribution_strategy(args)
+    strategy = distribution_strategy(distribute)
     return strategy.scope() if strategy is not None else contextlib.nullcontext()
 
 
-def worker_output_dir(args):
-    """Where this process writes its run: args' output folder for the chief, a scratch folder
-    for the other workers of a multi-worker run (they train the same weights)."""
-    if is_chief(args):
+def worker_output_dir(distribute):
+    """Where this process writes its run: None (the run's output folder) for the chief, a scratch
+    folder for the other workers of a multi-worker run (they train the same weights)."""
+    if is_chief(distribute):
         return None
     return tempfile.mkdtemp(prefix=f"worker{read_tf_config()['task']['index']}-")
 
 
-def describe_distribution(args):
+def describe_distribution(distribute, batch_size):
     """One line: how many replicas share each global batch."""
-    strategy = distribution_strategy(args)
+    strategy = distribution_strategy(distribute)
     if strategy is None:
-        return f"Devices: one ({args['batch_size']} images per step)"
+        return f"Devices: one ({batch_size} images per step)"
     replicas = strategy.num_replicas_in_sync
     return (
-        f"Devices: {replicas} replicas ({args['distribute']}), global batch {args['batch_size']} "
-        f"= {args['batch_size'] / replicas:g} images per replica"
+        f"Devices: {replicas} replicas ({distribute}), global batch {batch_size} "
+        f"= {batch_size / replicas:g} images per replica"
     )
 
 
-def validation_batches(args, count):
+def validation_batches(distribute, batch_size, count):
     """Whether validation must use whole batches only (distributed runs), after checking that
     `count` validation images make at least one.
 
     Raises:
         ConfigError: for a distributed run whose validation split is smaller than a batch.
     """
-    if args["distribute"] == "none":
+    if distribute == "none":
         return False
-    if count < args["batch_size"]:
+    if count < batch_size:
         raise ConfigError(
             f"A distributed run validates on whole global batches of args['batch_size'] = "
-            f"{args['batch_size']} images, but the validation split has {count}; lower batch_size "
+            f"{batch_size} images, but the validation split has {count}; lower batch_size "
             "or raise val_fraction."
         )
     return True

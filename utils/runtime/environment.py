@@ -14,9 +14,9 @@ DRIVE_FOLDER = os.path.join(DRIVE_MOUNT, "MyDrive")
 DRIVE_DATA_FOLDER = os.path.join(DRIVE_FOLDER, "cifar10_data")
 
 
-def _on_drive(args):
+def _on_drive(mount_drive):
     """Whether run folders and the downloaded data go to Google Drive (mounted on first use)."""
-    if not (args["mount_drive"] and in_colab()):
+    if not (mount_drive and in_colab()):
         return False
     if not os.path.isdir(DRIVE_FOLDER):
         from google.colab import drive  # available on Colab only
@@ -25,20 +25,20 @@ def _on_drive(args):
     return True
 
 
-def output_root(args):
-    """Where run folders go: Google Drive when asked for on Colab, else args['output_dir']."""
-    return os.path.join(DRIVE_FOLDER, args["output_dir"]) if _on_drive(args) else args["output_dir"]
+def output_root(output_dir, mount_drive):
+    """Where run folders go: `output_dir` on Google Drive when `mount_drive` on Colab, else here."""
+    return os.path.join(DRIVE_FOLDER, output_dir) if _on_drive(mount_drive) else output_dir
 
 
-def download_folder(args):
+def download_folder(mount_drive):
     """Where a downloaded CIFAR-10 archive is kept: on Drive when asked for on Colab (a new machine
     after a disconnect finds it there), else None (Keras's cache, ~/.keras)."""
-    return DRIVE_DATA_FOLDER if _on_drive(args) else None
+    return DRIVE_DATA_FOLDER if _on_drive(mount_drive) else None
 
 
-def flush_drive(args):
+def flush_drive(mount_drive):
     """Colab with Drive: write pending files out before the runtime can disconnect."""
-    if args["mount_drive"] and in_colab():
+    if mount_drive and in_colab():
         from google.colab import drive
 
         drive.flush_and_unmount()
@@ -110,11 +110,11 @@ def describe_runtime():
     )
 
 
-def prepare_session(args):
+def prepare_session(seed, precision="auto", cpu_devices=None):
     """Seed every generator and set the session's precision policy; returns the policy name.
     (`utils.steps.build_for_run` builds each model under its own choice.)"""
-    configure_cpu_devices(args["cpu_devices"])
-    set_seed(args["seed"])
-    policy = choose_precision(args["precision"])
+    configure_cpu_devices(cpu_devices)
+    set_seed(seed)
+    policy = choose_precision(precision)
     keras.mixed_precision.set_global_policy(policy)
     return policy

@@ -218,9 +218,13 @@ class Lookahead(keras.callbacks.Callback):
             weight.assign(slow)
 
 
-def make_callbacks(args, model_dir, monitor, phase, history, first_epoch, phase_callbacks=()):
-    """The callbacks `args` switch on, writing into `model_dir`, for a phase whose first epoch is
-    `first_epoch`; `phase_callbacks` run first, so what they add to the logs reaches history.csv.
+def make_callbacks(
+    settings, model_dir, monitor, phase, history, first_epoch, phase_callbacks=(), ema_momentum=None
+):
+    """The callbacks the "callbacks" section `settings` switches on, writing into `model_dir`, for a
+    phase whose first epoch is `first_epoch`; `phase_callbacks` run first, so what they add to the
+    logs reaches history.csv; with `ema_momentum` (the optimizer's weight average) the average is
+    swapped in at each epoch's end.
 
     At each epoch's end the checkpoint decides before the history row is written, and the backup
     comes at the next epoch's start: a resumed run's best-so-far (read from history.csv) then
@@ -228,14 +232,14 @@ def make_callbacks(args, model_dir, monitor, phase, history, first_epoch, phase_
     epoch again, its row replaced.
     """
     callbacks = [EpochTimer(), *phase_callbacks]
-    if args["ema_momentum"] is not None:
+    if ema_momentum is not None:
         # Before the checkpoint and the backup: from the end of each epoch to the start of the next
         # the model holds the averaged weights, which validation and the checkpoint use; the
         # backup, at the next start, gets the trained weights and their average.
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    if args["terminate_on_nan"]:
+    if settings.terminate_on_nan:
         callbacks.append(StopOnNaN())
-    if args["checkpoint"]:
+    if settings.checkpoint:
         callbacks.append(
             AtomicModelCheckpoint(
                 os.path.join(model_dir, BEST_MODEL_FILE),
@@ -245,26 +249,26 @@ def make_callbacks(args, model_dir, monitor, phase, history, first_epoch, phase_
             )
         )
     callbacks.append(HistoryWriter(os.path.join(model_dir, HISTORY_FILE)))
-    if args["backup_and_restore"]:
+    if settings.backup_and_restore:
         callbacks.append(EpochBackup(backup_folder(model_dir, phase)))
-    if args["lookahead_steps"]:
-        callbacks.append(Lookahead(args["lookahead_steps"], first_epoch))
-    if args["early_stopping_patience"]:
+    if settings.lookahead_steps:
+        callbacks.append(Lookahead(settings.lookahead_steps, first_epoch))
+    if settings.early_stopping_patience:
         callbacks.append(
             keras.callbacks.EarlyStopping(
                 monitor=monitor,
-                patience=args["early_stopping_patience"],
+                patience=settings.early_stopping_patience,
                 restore_best_weights=True,
             )
         )
-    if args["reduce_lr_patience"]:
+    if settings.reduce_lr_patience:
         callbacks.append(
             keras.callbacks.ReduceLROnPlateau(
                 monitor=monitor,
-                factor=args["reduce_lr_factor"],
-                patience=args["reduce_lr_patience"],
+                factor=settings.reduce_lr_factor,
+                patience=settings.reduce_lr_patience,
             )
         )
-    if args["tensorboard"]:
+    if settings.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(os.path.join(model_dir, "tensorboard")))
     return callbacks

@@ -9,6 +9,7 @@ import keras
 
 from models import adapt_to_images, parts
 from models.pretrained.backbones import resizable_side
+from utils.config.sections import Section
 from utils.data.features import feature_split
 from utils.data.pipeline import make_dataset
 from utils.errors import TrainingError
@@ -37,27 +38,39 @@ def tested_model_file(model_dir):
     return next((path for path in saved if os.path.isfile(path)), None)
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainingSettings:
+    """What the training stage reads: its three sections of args (`utils.config.sections.section`)
+    and three values of the runtime's. `utils.steps.training_settings` makes it."""
+
+    optimizer: Section
+    training: Section
+    callbacks: Section
+    seed: int
+    jit_compile: str | bool = "auto"
+    distribute: str = "none"
+
+
 # --- compiling ------------------------------------------------------------------------
-def fine_tune_rate_factors(model, args):
-    """{path: args['fine_tune_backbone_lr_factor']} for the backbone's unfrozen weights, so
-    fine-tuning can move the pretrained layers more gently than the new head."""
-    factor = args["fine_tune_backbone_lr_factor"]
+def fine_tune_rate_factors(model, factor):
+    """{path: `factor`} (settings.training.fine_tune_backbone_lr_factor) for the backbone's unfrozen weights,
+    so fine-tuning can move the pretrained layers more gently than the new head."""
     return {weight.path: factor for weight in parts.backbone(model).trainable_weights}
 
 
-def compile_model(model, args, learning_rate, rate_factors=None):
+def compile_model(model, settings, learning_rate, rate_factors=None):
     """(Re)compile after any change of `trainable`; labels are one-hot."""
     model.compile(
         optimizer=make_optimizer(
-            args,
+            settings.optimizer,
             learning_rate,
             rate_factors,
             classifier=parts.classifier_kernel(model),
             matrices=inner_matrices(model),
         ),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=args["label_smoothing"]),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.training.label_smoothing),
         metrics=["accuracy"],
-        jit_compile=choose_jit_compile(args["jit_compile"]),
+        jit_compile=choose_jit_compile(settings.jit_compile),
     )
 
 
@@ -119,12 +132,16 @@ class TrainedModel:
     fine_tune_start_epoch: int | None = None
 
 
-def plan_phases(args, has_backbone):
-    """The head phase, plus fine-tuning for a backbone when args ask for it."""
-    phases = [Phase("train", args["epochs"], args["learning_rate"])]
-    if has_backbone and args["fine_tune_layers"] != 0 and args["fine_tune_epochs"] > 0:
+def plan_phases(settings, has_backbone):
+    """The head phase, plus fine-tuning for a backbone when the settings ask for it."""
+    phases = [Phase("train", settings.training.epochs, settings.optimizer.learning_rate)]
+    if has_backbone and settings.training.fine_tune_layers != 0 and settings.training.fine_tune_epochs > 0:
         phases.append(
-            Phase("fine_tune", args["fine_tune_epochs"], args["learning_rate"] * args["fine_tune_lr_factor"])
+            Phase(
+                "fine_tune",
+                settings.training.fine_tune_epochs,
+                settings.optimizer.learning_rate * settings.training.fine_tune_lr_factor,
+            )
         )
     return phases
 
@@ -135,7 +152,7 @@ def monitored_metric(has_validation):
 
 @dataclasses.dataclass
 class _PhaseRun:
-    """What one phase's fit needs besides the model, data and args."""
+    """What one phase's fit needs besides the model, data and settings."""
 
     phase: Phase
     first_epoch: int
@@ -143,23 +160,31 @@ class _PhaseRun:
     history: dict
     extra_callbacks: tuple
 
-    def fit(self, model, args, train, validation, steps_per_epoch, callback_args=None):
-        """Compile `model` with the phase's schedule and fit it with the args' callbacks (and
-        the image size schedule of a model whose side can change, while fine-tuning)."""
+    def fit(self, model, settings, train, validation, steps_per_epoch, callbacks=None):
+        """Compile `model` with the phase's schedule and fit it with the callbacks the settings (or
+        the "callbacks" section `callbacks`) switch on, and the image size schedule of a model whose
+        side can change, while fine-tuning."""
         total_steps = self.phase.epochs * steps_per_epoch
-        warmup_steps = round(args["warmup_epochs"] * steps_per_epoch)
-        rate_factors = fine_tune_rate_factors(model, args) if self.phase.name == "fine_tune" else None
-        schedule = make_schedule(args, self.phase.learning_rate, total_steps, warmup_steps)
-        compile_model(model, args, schedule, rate_factors)
+        warmup_steps = round(settings.optimizer.warmup_epochs * steps_per_epoch)
+        rate_factors = (
+            fine_tune_rate_factors(model, settings.training.fine_tune_backbone_lr_factor)
+            if self.phase.name == "fine_tune"
+            else None
+        )
+        schedule = make_schedule(
+            settings.optimizer.lr_schedule, self.phase.learning_rate, total_steps, warmup_steps
+        )
+        compile_model(model, settings, schedule, rate_factors)
         monitor = monitored_metric(validation is not None)
         callbacks = make_callbacks(
-            callback_args or args,
+            callbacks or settings.callbacks,
             self.model_dir,
             monitor,
             self.phase.name,
             self.history,
             self.first_epoch,
             self._size_schedule(model),
+            settings.optimizer.ema_momentum,
         )
         model.fit(
             train,
@@ -168,7 +193,7 @@ class _PhaseRun:
             epochs=self.first_epoch + self.phase.epochs,
             steps_per_epoch=steps_per_epoch,
             callbacks=callbacks + list(self.extra_callbacks),
-            verbose=args["verbose"],
+            verbose=settings.training.verbose,
         )
         self._refuse_nan(callbacks)
 
@@ -191,10 +216,11 @@ class _PhaseRun:
                 )
 
 
-def uses_feature_cache(model, phase, datasets, args):
-    """Whether this phase can train the head on cached features: a frozen backbone, no augmentation."""
+def uses_feature_cache(model, phase, datasets, feature_cache):
+    """Whether this phase can train the head on cached features (settings.training.feature_cache on): a
+    frozen backbone, no augmentation."""
     return (
-        args["feature_cache"]
+        feature_cache
         and phase.name == "train"
         and parts.has_backbone(model)
         and datasets.augmenter is None
@@ -202,17 +228,17 @@ def uses_feature_cache(model, phase, datasets, args):
     )
 
 
-def _fit_head_on_features(model, run, datasets, args, record):
+def _fit_head_on_features(model, run, datasets, settings, record):
     """Train the head on cached backbone features; the head shares its weights with `model`.
 
     Its epoch backup and checkpoint are off (the phase takes seconds); the full model
     is saved as best.keras afterwards, EarlyStopping having restored the best head.
     """
     start = time.perf_counter()
-    data, cache_dir, batch = datasets.data, args["feature_cache_dir"], args["batch_size"]
+    data, cache_dir, batch = datasets.data, settings.training.feature_cache_dir, settings.training.batch_size
 
     train = make_dataset(
-        feature_split(model, data.train, cache_dir, batch), batch, training=True, seed=args["seed"]
+        feature_split(model, data.train, cache_dir, batch), batch, training=True, seed=settings.seed
     )
     validation = (
         None
@@ -221,19 +247,24 @@ def _fit_head_on_features(model, run, datasets, args, record):
             feature_split(model, data.validation, cache_dir, batch),
             batch,
             training=False,
-            whole_batches=validation_batches(args, len(data.validation)),
+            whole_batches=validation_batches(settings.distribute, batch, len(data.validation)),
         )
     )
     record["feature_seconds"] = time.perf_counter() - start
-    no_files = {**args, "checkpoint": False, "backup_and_restore": False}
+    no_files = settings.callbacks.replace(checkpoint=False, backup_and_restore=False)
     run.fit(
-        parts.head_model(model), args, train, validation, steps_per_epoch(len(data.train), batch), no_files
+        parts.head_model(model),
+        settings,
+        train,
+        validation,
+        steps_per_epoch(len(data.train), batch),
+        no_files,
     )
-    if args["checkpoint"]:
+    if settings.callbacks.checkpoint:
         save_atomically(model.save, os.path.join(run.model_dir, BEST_MODEL_FILE))
 
 
-def train_model(name, model, datasets, args, model_dir, extra_callbacks=()):
+def train_model(name, model, datasets, settings, model_dir, extra_callbacks=()):
     """Train `model` phase by phase, resuming whatever an interrupted run left behind.
 
     Data-dependent layers (patch whitening) are fitted on the training images first. A
@@ -243,21 +274,22 @@ def train_model(name, model, datasets, args, model_dir, extra_callbacks=()):
     The best weights (by the monitored metric) are restored at the end.
 
     Args:
-        extra_callbacks: callbacks added after the ones `args` choose (benchmarks, tests).
+        settings: a `TrainingSettings`.
+        extra_callbacks: callbacks added after the ones the settings choose (benchmarks, tests).
     """
     adapt_to_images(model, datasets.data.train.images)
     os.makedirs(model_dir, exist_ok=True)
     state_path = os.path.join(model_dir, STATE_FILE)
     state = read_json(state_path, default={"phases": {}})
     history_path = os.path.join(model_dir, HISTORY_FILE)
-    for phase in plan_phases(args, parts.has_backbone(model)):
+    for phase in plan_phases(settings, parts.has_backbone(model)):
         if phase.name not in state["phases"]:
             first_epoch = len(read_history(history_path).get("epoch", []))
             state["phases"][phase.name] = {"first_epoch": first_epoch, "done": False}
             write_json(state_path, state)
         record = state["phases"][phase.name]
         if phase.name == "fine_tune":
-            unfreeze_top(parts.backbone(model), args["fine_tune_layers"])
+            unfreeze_top(parts.backbone(model), settings.training.fine_tune_layers)
         weights_path = os.path.join(model_dir, f"phase_{phase.name}.weights.h5")
         if record["done"]:
             model.load_weights(weights_path)
@@ -265,10 +297,10 @@ def train_model(name, model, datasets, args, model_dir, extra_callbacks=()):
         run = _PhaseRun(
             phase, record["first_epoch"], model_dir, read_history(history_path), tuple(extra_callbacks)
         )
-        if uses_feature_cache(model, phase, datasets, args):
-            _fit_head_on_features(model, run, datasets, args, record)
+        if uses_feature_cache(model, phase, datasets, settings.training.feature_cache):
+            _fit_head_on_features(model, run, datasets, settings, record)
         else:
-            run.fit(model, args, datasets.train, datasets.validation, datasets.steps_per_epoch)
+            run.fit(model, settings, datasets.train, datasets.validation, datasets.steps_per_epoch)
         save_atomically(model.save_weights, weights_path)
         record["done"] = True
         write_json(state_path, state)
@@ -299,12 +331,15 @@ def restore_best(model, model_dir):
         save_atomically(model.save, os.path.join(model_dir, FINAL_MODEL_FILE))
 
 
-def planned_learning_rates(args, steps, has_backbone, points_per_phase=200):
+def planned_learning_rates(settings, steps, has_backbone, points_per_phase=200):
     """(epoch, learning rate) pairs sampled along every planned phase, for a preview plot."""
     epochs, rates, offset = [], [], 0
-    for phase in plan_phases(args, has_backbone):
+    optimizer = settings.optimizer
+    for phase in plan_phases(settings, has_backbone):
         total = phase.epochs * steps
-        schedule = make_schedule(args, phase.learning_rate, total, round(args["warmup_epochs"] * steps))
+        schedule = make_schedule(
+            optimizer.lr_schedule, phase.learning_rate, total, round(optimizer.warmup_epochs * steps)
+        )
         for step in range(0, total, max(1, total // points_per_phase)):
             epochs.append(offset + step / steps)
             rates.append(float(schedule(step)) if callable(schedule) else schedule)

@@ -31,9 +31,8 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps}
 
 
-def make_schedule(args, learning_rate, total_steps, warmup_steps):
-    """The learning rate `args['lr_schedule']` asks for: a float or a Keras schedule."""
-    name = args["lr_schedule"]
+def make_schedule(name, learning_rate, total_steps, warmup_steps):
+    """The learning rate schedule `name` (settings.lr_schedule) asks for: a float or a Keras schedule."""
     if name == "constant":
         return learning_rate
     warmup_steps = 0 if name == "cosine" else min(warmup_steps, total_steps - 1)
@@ -136,12 +135,13 @@ class FactorMuon(_AverageKeptByCallback, _RateFactors, keras.optimizers.Muon):
         return {**super().get_config(), "hold_norms": self.hold_norms}
 
 
-def make_optimizer(args, learning_rate, rate_factors=None, classifier=None, matrices=()):
-    """The optimizer named by `args['optimizer']`, with decoupled weight decay.
+def make_optimizer(settings, learning_rate, rate_factors=None, classifier=None, matrices=()):
+    """The optimizer the "optimizer" section `settings` names, with decoupled weight decay.
 
     BatchNorm parameters and biases are excluded from weight decay.
 
     Args:
+        settings: the "optimizer" section of args (`utils.config.sections.section`).
         rate_factors: {variable path: factor} multiplying those variables' learning rate.
         classifier: path of the output layer's kernel, which Muon leaves to its AdamW step (as
             Muon's authors advise for the output layer).
@@ -149,28 +149,32 @@ def make_optimizer(args, learning_rate, rate_factors=None, classifier=None, matr
             muon_sgd gives to Muon.
     """
     rate_factors = dict(rate_factors or {})
-    if args["optimizer"] == "muon_sgd":
-        return _muon_for_matrices(args, learning_rate, rate_factors, matrices)
-    return _single_optimizer(args, args["optimizer"], learning_rate, rate_factors, classifier)
+    if settings.optimizer == "muon_sgd":
+        return _muon_for_matrices(settings, learning_rate, rate_factors, matrices)
+    return _single_optimizer(settings, settings.optimizer, learning_rate, rate_factors, classifier)
 
 
-def _averaging(args):
-    if args["ema_momentum"] is None:
+def _averaging(ema_momentum):
+    if ema_momentum is None:
         return {}
-    return {"use_ema": True, "ema_momentum": float(args["ema_momentum"])}
+    return {"use_ema": True, "ema_momentum": float(ema_momentum)}
 
 
-def _single_optimizer(args, name, learning_rate, rate_factors, classifier=None):
-    common = {"learning_rate": learning_rate, "weight_decay": float(args["weight_decay"]), **_averaging(args)}
+def _single_optimizer(settings, name, learning_rate, rate_factors, classifier=None):
+    common = {
+        "learning_rate": learning_rate,
+        "weight_decay": float(settings.weight_decay),
+        **_averaging(settings.ema_momentum),
+    }
     muon_excluded = [re.escape(classifier)] if classifier else []
     constructors = {
-        "sgd": lambda: FactorSGD(momentum=float(args["momentum"]), nesterov=True, **common),
+        "sgd": lambda: FactorSGD(momentum=float(settings.momentum), nesterov=True, **common),
         "adam": lambda: FactorAdam(**common),
         "amsgrad": lambda: FactorAdam(amsgrad=True, **common),
         "adamw": lambda: FactorAdamW(**common),
-        "rmsprop": lambda: FactorRMSprop(momentum=float(args["momentum"]), **common),
+        "rmsprop": lambda: FactorRMSprop(momentum=float(settings.momentum), **common),
         "muon": lambda: FactorMuon(
-            momentum=float(args["momentum"]),
+            momentum=float(settings.momentum),
             adam_weight_decay=common["weight_decay"],
             exclude_layers=muon_excluded,
             **common,
@@ -182,21 +186,21 @@ def _single_optimizer(args, name, learning_rate, rate_factors, classifier=None):
     return optimizer
 
 
-def _muon_for_matrices(args, learning_rate, rate_factors, matrices):
+def _muon_for_matrices(settings, learning_rate, rate_factors, matrices):
     """airbench94_muon's split as a Keras MultiOptimizer: `matrices` take Muon steps (3 Newton-Schulz
     iterations, norms held, no weight decay, `muon_lr_factor` times the rate, `muon_momentum`), the
     rest Nesterov SGD with `momentum` and `weight_decay`."""
     muon = FactorMuon(
         learning_rate=learning_rate,
-        momentum=float(args["muon_momentum"]),
+        momentum=float(settings.muon_momentum),
         ns_steps=3,
         rms_rate=None,
         weight_decay=0.0,
         hold_norms=True,
-        **_averaging(args),
+        **_averaging(settings.ema_momentum),
     )
-    muon.rate_factors = {path: args["muon_lr_factor"] * rate_factors.get(path, 1.0) for path in matrices}
-    rest = _single_optimizer(args, "sgd", learning_rate, rate_factors)
+    muon.rate_factors = {path: settings.muon_lr_factor * rate_factors.get(path, 1.0) for path in matrices}
+    rest = _single_optimizer(settings, "sgd", learning_rate, rate_factors)
     routes = keras.optimizers.OptimizerMap(rest, {re.escape(path): muon for path in matrices})
     return keras.optimizers.MultiOptimizer(routes)
 

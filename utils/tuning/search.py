@@ -2,7 +2,7 @@
 
 The oracle (Hyperband, Bayesian optimisation or random search) proposes values for the keys
 of a search space; a trial sets them on the user's overrides and trains the one searched
-model with `build_for_run`, `make_datasets` and `train_one` (so its callbacks, precision and
+model with the facade's `train_trial` (so its callbacks, precision and
 resuming are those of `train.py`) into `<search folder>/trials/trial_<id>`. The objective is
 the best validation accuracy of the trial's epochs on the stratified validation split; the
 trial never sees the test set (its data holds no test images). KerasTuner keeps its state in
@@ -19,11 +19,8 @@ import keras_tuner
 import numpy as np
 
 from utils.config.resolve import model_args_without, resolve_args
-from utils.data import cifar10 as cifar
 from utils.errors import ConfigError, ProjectError, TrainingError, TuningError
-from utils.runs.folders import open_run
-from utils.runtime.environment import prepare_session
-from utils.steps import build_for_run, make_datasets, train_one
+from utils.steps import load_data, train_trial
 from utils.tuning.spaces import apply_values, declare_hyperparameters
 
 OBJECTIVE = "val_accuracy"
@@ -85,22 +82,13 @@ def make_oracle(options, space, max_epochs, seed):
     return keras_tuner.oracles.RandomSearchOracle(max_trials=options.max_trials, **common)
 
 
-def check_validation_split(args):
-    """Raise ConfigError when `args` hold out no validation split to choose by."""
-    if args["val_fraction"] == 0:
+def check_validation_split(val_fraction):
+    """Raise ConfigError when args hold out no validation split (`val_fraction` 0) to choose by."""
+    if val_fraction == 0:
         raise ConfigError(
             "args['val_fraction'] = 0 leaves no validation split to choose by; a search needs one "
             "(e.g. --set val_fraction=0.1), never the test set."
         )
-
-
-def trial_data(args):
-    """The training and validation splits of `args`, without the test images: the search
-    chooses by validation accuracy and never reads the test set."""
-    check_validation_split(args)
-    data = cifar.prepare_data(args)
-    no_images = cifar.Split(data.test.images[:0], data.test.labels[:0])
-    return dataclasses.replace(data, test=no_images)
 
 
 class PipelineTuner(keras_tuner.engine.base_tuner.BaseTuner):
@@ -135,7 +123,10 @@ class PipelineTuner(keras_tuner.engine.base_tuner.BaseTuner):
 
     def run_trial(self, trial, *fit_args, **fit_kwargs):
         try:
-            trained = self._train(self.trial_args(trial))
+            args = self.trial_args(trial)
+            if self._data is None:  # loaded once per process, by the first trial
+                self._data = load_data(args, with_test=False)
+            trained = train_trial(args, self._data)
         except TrainingError as error:  # e.g. a learning rate that makes the loss NaN
             raise keras_tuner.errors.FailedTrialError(str(error)) from error
         except ProjectError as error:
@@ -145,14 +136,6 @@ class PipelineTuner(keras_tuner.engine.base_tuner.BaseTuner):
             "epochs": float(len(trained.history["epoch"])),
             "train_seconds": trained.train_seconds,
         }
-
-    def _train(self, args):
-        prepare_session(args)
-        if self._data is None:  # loaded once per process, by the first trial
-            self._data = trial_data(args)
-        datasets = make_datasets(self._data, args)
-        run = open_run(args, args["output_dir"])
-        return train_one(build_for_run(args["models"][0], args), datasets, args, run)
 
 
 def check_chief_reachable(timeout):
@@ -204,7 +187,7 @@ def search(base_overrides, space, options, search_dir):
             KerasTuner, which stops the search).
     """
     args = resolve_args(base_overrides)
-    check_validation_split(args)
+    check_validation_split(args["val_fraction"])
     check_chief_reachable(options.connect_timeout)
     oracle = make_oracle(options, space, args["epochs"], args["seed"])
     tuner = PipelineTuner(oracle, base_overrides, search_dir)
