@@ -1,4 +1,5 @@
-# `make train ARGS="--set key=value ..."` runs the pipeline; `make test` runs the test suite.
+# `make train ARGS="--set key=value ..."` runs the pipeline; `make test` runs the whole test suite
+# (what CI runs), `make test-fast` all but the slow tests.
 # Both create the virtual environment .venv on first use. `make test-colab` runs the notebook on
 # Colab's pinned stack in a fresh .venv-colab (.ci/colab_stack.sh).
 VENV ?= .venv
@@ -10,7 +11,7 @@ $(VENV)/installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m pip install -q -r requirements-dev.txt
 	touch $@
 
-.PHONY: setup train test test-colab lint
+.PHONY: setup train test test-fast test-colab lint
 setup: $(VENV)/installed
 
 train: setup
@@ -18,6 +19,10 @@ train: setup
 
 test: setup
 	$(PYTHON) -m pytest
+
+# Everything but the tests marked slow (training runs, subprocesses, the notebook): the daily lane.
+test-fast: setup
+	$(PYTHON) -m pytest -m "not slow"
 
 test-colab:
 	bash .ci/colab_stack.sh

@@ -5,16 +5,13 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import (
-    analysis_time,
-    crosscheck_lite0_torch,
-    linear_probe,
-    reference_airbench_torch,
-    step_versus_revision,
-    time_to_accuracy,
-)
+from benchmarks.accuracy import linear_probe, time_to_accuracy
+from benchmarks.reference import crosscheck_lite0_torch, reference_airbench_torch
+from benchmarks.speed import analysis_time, step_versus_revision
 from utils.config.resolve import resolve_args
 from utils.data import cifar10 as cifar
+
+pytestmark = pytest.mark.slow  # runs the benchmark scripts in their tiny mode
 
 REQUIRED_KEYS = {
     "model",
@@ -113,7 +110,7 @@ def test_time_limit_stops_after_the_epoch_that_passes_it(tiny_archive, tmp_path)
 
 
 def test_compare_gives_speedups_and_lower_bounds():
-    from benchmarks import compare
+    from benchmarks.accuracy import compare
 
     def record(model, seconds_to_80, seconds_to_90, train_seconds):
         return {
@@ -133,7 +130,7 @@ def test_compare_gives_speedups_and_lower_bounds():
 
 
 def test_tiny_throughput_writes_a_record(tiny_archive, tmp_path):
-    from benchmarks import throughput
+    from benchmarks.speed import throughput
 
     out = tmp_path / "throughput.json"
     throughput.main(
@@ -169,7 +166,7 @@ def test_throughput_keeps_the_fastest_timed_call_after_the_warm_up(monkeypatch):
     """A timed call that stalls (a retrace, say) must not set the rate; the warm-up is never timed."""
     import types
 
-    from benchmarks import throughput
+    from benchmarks.speed import throughput
 
     clock, durations = [0.0], iter([9.0, 4.0, 2.0, 3.0])  # warm-up, then the timed calls
 
@@ -189,7 +186,7 @@ def test_training_throughput_counts_the_steps_not_the_fit_around_them():
     import numpy as np
     import tensorflow as tf
 
-    from benchmarks import throughput
+    from benchmarks.speed import throughput
 
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
     model.compile("sgd", "mse")
@@ -200,7 +197,7 @@ def test_training_throughput_counts_the_steps_not_the_fit_around_them():
 
 
 def test_tiny_throughput_of_fine_tuning(tiny_archive, tmp_path):
-    from benchmarks import throughput
+    from benchmarks.speed import throughput
 
     out = tmp_path / "throughput.json"
     arguments = ["--data", tiny_archive, "--model", "efficientnet_lite0", "--steps", "1", "--out", str(out)]
@@ -310,7 +307,7 @@ def test_analysis_time_records_each_model_of_a_run(tiny_args, tmp_path):
 
 
 def test_kill_resume_survives_kills_of_the_training_process(tiny_archive, tmp_path):
-    from benchmarks import kill_resume
+    from benchmarks.robustness import kill_resume
 
     record = kill_resume.kill_and_check(
         tiny_archive, str(tmp_path), kills=3, epochs=3, delays=(3.0, 9.0), seed=1
@@ -322,7 +319,7 @@ def test_kill_resume_survives_kills_of_the_training_process(tiny_archive, tmp_pa
 
 
 def test_peak_memory_records_each_phase_of_a_pretrained_run(tiny_archive, tmp_path):
-    from benchmarks import peak_memory
+    from benchmarks.speed import peak_memory
 
     out = tmp_path / "memory.json"
     record = peak_memory.main(
@@ -337,7 +334,7 @@ def test_peak_memory_records_each_phase_of_a_pretrained_run(tiny_archive, tmp_pa
 
 
 def test_peak_memory_reports_a_failed_run_with_its_error(tiny_archive, tmp_path):
-    from benchmarks import peak_memory
+    from benchmarks.speed import peak_memory
 
     record = peak_memory.main(
         [
@@ -357,7 +354,7 @@ def test_peak_memory_reports_a_failed_run_with_its_error(tiny_archive, tmp_path)
 
 
 def test_peak_memory_passes_overrides_as_train_py_reads_them():
-    from benchmarks import peak_memory
+    from benchmarks.speed import peak_memory
 
     command = peak_memory.train_command(
         "data.tar.gz", "out", "vgg16", {"augment_flip": False, "weights": None, "fine_tune_layers": "all"}, 2
@@ -368,7 +365,7 @@ def test_peak_memory_passes_overrides_as_train_py_reads_them():
 
 
 def test_tiny_scaling_compares_one_and_two_workers(tmp_path):
-    from benchmarks import scaling
+    from benchmarks.speed import scaling
 
     out = tmp_path / "scaling.json"
     record = scaling.main(["--model", "lenet", "--batch-size", "8", "--steps", "2", "--out", str(out)])
@@ -396,7 +393,7 @@ def _versus_run(seconds_and_accuracies, tta):
 
 
 def test_versus_reference_holds_our_mean_curve_to_the_reference_final_accuracies():
-    from benchmarks import versus_reference
+    from benchmarks.reference import versus_reference
 
     reference = [_versus_run([(100, 0.7), (100, 0.90)], 0.91), _versus_run([(100, 0.7), (100, 0.88)], 0.90)]
     ours = [
@@ -415,7 +412,7 @@ def test_versus_reference_holds_our_mean_curve_to_the_reference_final_accuracies
 
 
 def test_versus_reference_has_no_ratio_when_we_never_reach_the_reference():
-    from benchmarks import versus_reference
+    from benchmarks.reference import versus_reference
 
     result = versus_reference.compare([_versus_run([(100, 0.9)], 0.91)], [_versus_run([(10, 0.5)], 0.5)])
     assert result["ours_seconds_to_reference_accuracy"] is None
@@ -425,7 +422,7 @@ def test_versus_reference_has_no_ratio_when_we_never_reach_the_reference():
 
 
 def test_versus_reference_reads_records_without_per_epoch_tta():
-    from benchmarks import versus_reference
+    from benchmarks.reference import versus_reference
 
     ours = _versus_run([(10, 0.95)], 0.95)
     del ours["epochs"][0]["test_accuracy_tta"]
@@ -435,7 +432,7 @@ def test_versus_reference_reads_records_without_per_epoch_tta():
 
 
 def test_versus_reference_shortens_both_sides_alike_and_passes_overrides():
-    from benchmarks import versus_reference
+    from benchmarks.reference import versus_reference
 
     options = versus_reference.parse_command_line(
         [
@@ -477,7 +474,7 @@ def test_tiny_versus_reference_runs_both_sides_alternating(tiny_archive, tmp_pat
     import os
     import sys
 
-    from benchmarks import versus_reference
+    from benchmarks.reference import versus_reference
 
     torch_python = os.environ.get("TORCH_PYTHON") or (
         sys.executable if importlib.util.find_spec("torch") else None
@@ -514,7 +511,7 @@ def test_tiny_versus_reference_runs_both_sides_alternating(tiny_archive, tmp_pat
 
 def _finished_seed_record(tmp_path, **changes):
     """A versus_reference record holding seed 0, as a run with `options` below leaves it."""
-    from benchmarks.time_to_accuracy import machine_description
+    from benchmarks.common import machine_description
 
     record = {
         "seeds": [0],
@@ -546,7 +543,7 @@ def _finished_seed_record(tmp_path, **changes):
     ],
 )
 def test_versus_reference_resume_keeps_finished_seeds_of_the_same_run_only(tmp_path, changes, refused):
-    from benchmarks import versus_reference
+    from benchmarks.reference import versus_reference
 
     options = versus_reference.parse_command_line([*_finished_seed_record(tmp_path, **changes), "--resume"])
     if refused is None:
@@ -562,7 +559,7 @@ def test_versus_reference_resume_keeps_finished_seeds_of_the_same_run_only(tmp_p
 
 
 def test_tiny_profile_sums_op_time_per_type_and_writes_a_table(tiny_archive, tmp_path):
-    from benchmarks import profile_step
+    from benchmarks.speed import profile_step
 
     out = tmp_path / "profile.json"
     common = ["--data", tiny_archive, "--model", "fast_cnn", "--preset", "fast", "--out", str(out)]
@@ -580,7 +577,7 @@ def test_tiny_profile_sums_op_time_per_type_and_writes_a_table(tiny_archive, tmp
 
 
 def test_versus_reference_from_records_compares_runs_made_apart(tiny_archive, tmp_path, capsys):
-    from benchmarks import versus_reference
+    from benchmarks.reference import versus_reference
 
     ours = tmp_path / "ours.json"
     time_to_accuracy.main(
@@ -638,3 +635,35 @@ def test_step_versus_revision_times_both_builders_in_turns(tmp_path, capsys):
     # the revision's module registered nothing (a second "fast_cnn" builder would have raised):
     # the working tree's classes stand
     assert keras.saving.get_registered_object("cifar10>ShiftedBatchNorm") is ShiftedBatchNorm
+
+
+def test_every_committed_record_names_its_command_commit_and_machine():
+    """One folder per script under benchmarks/results/: each JSON record there, and each copied run
+    folder or table (through its record.json), says which command, commit and machine made it."""
+    import glob
+    import os
+
+    from benchmarks.common import RESULTS
+
+    folders = sorted(path for path in glob.glob(os.path.join(RESULTS, "*")) if os.path.isdir(path))
+    assert folders and not [path for path in glob.glob(os.path.join(RESULTS, "*")) if os.path.isfile(path)]
+    records = []
+    for folder in folders:
+        records += glob.glob(os.path.join(folder, "*.json"))
+        records += [os.path.join(sub, "record.json") for sub in glob.glob(os.path.join(folder, "*/"))]
+        if not glob.glob(os.path.join(folder, "*.json")):
+            records.append(os.path.join(folder, "record.json"))
+    for path in records:
+        with open(path, encoding="utf-8") as handle:
+            record = json.load(handle)
+        assert all(record.get(key) for key in ("command", "commit", "machine")), path
+
+
+def test_write_record_heads_a_record_with_command_commit_and_machine(tmp_path):
+    from benchmarks.common import write_record
+
+    out = tmp_path / "record.json"
+    write_record(str(out), {"value": 1})
+    record = json.loads(out.read_text())
+    assert list(record)[:3] == ["command", "commit", "machine"] and record["value"] == 1
+    assert record["machine"]["cores"] >= 1 and record["machine"]["speed_probe_gflops"] > 0

@@ -6,10 +6,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from utils.config.resolve import resolve_args
 from utils.runs.folders import open_run
 from utils.steps import build_for_run, load_data, make_datasets, start_session, train_one
+
+pytestmark = pytest.mark.slow  # trains twice in subprocesses
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,12 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from benchmarks.scaling import free_ports
+from benchmarks.common import free_ports
 from utils.config.resolve import resolve_args
 from utils.errors import ConfigError
 from utils.runs.folders import read_json
 from utils.runtime.distribution import configure_cpu_devices, is_chief, read_tf_config
 from utils.steps import load_data
+
+pytestmark = pytest.mark.slow  # runs several worker processes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

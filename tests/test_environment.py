@@ -66,7 +66,7 @@ print("oneDNN", _pywrap_util_port.IsMklEnabled())
 
 
 @pytest.mark.parametrize(
-    "entry", ["train.py", "benchmarks/time_to_accuracy.py", "benchmarks/profile_step.py", "models"]
+    "entry", ["train.py", "benchmarks.accuracy.time_to_accuracy", "benchmarks.speed.profile_step", "models"]
 )
 def test_entry_points_turn_onednn_on_before_tensorflow_loads(entry):
     """TensorFlow reads TF_ENABLE_ONEDNN_OPTS once, at import: the scripts and the notebook's first

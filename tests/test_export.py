@@ -19,6 +19,8 @@ from utils.export import FORMATS, export_model
 from utils.prediction import classify_files, load_classifier
 from utils.steps import load_data
 
+pytestmark = pytest.mark.slow  # exports every family to every format
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAMILIES = {
     "fast_cnn": "mixed_bfloat16",
@@ -171,19 +173,14 @@ def test_a_format_a_model_cannot_take_is_named_with_its_op(monkeypatch, data, tm
 
 
 def test_export_parity_record_names_its_command_commit_and_machine(data, tiny_archive, tmp_path):
-    import importlib.util
+    from benchmarks.robustness import export_parity as script
 
-    spec = importlib.util.spec_from_file_location(
-        "export_parity", os.path.join(ROOT, "benchmarks", "export_parity.py")
-    )
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     folder = str(tmp_path / "run" / "lenet")
     trained_model_folder("lenet", "float32", data, folder)
     out = tmp_path / "record.json"
     script.main(["--model", folder, "--data", tiny_archive, "--out", str(out)])
     record = json.loads(out.read_text())
-    assert record["command"].startswith("python benchmarks/export_parity.py --model")
+    assert record["command"].startswith("python -m benchmarks.robustness.export_parity --model")
     assert len(record["commit"]) == 40 and record["machine"]["cpu"]
     assert list(record["formats"]) == list(FORMATS) and record["temperature"] == TEMPERATURE
 

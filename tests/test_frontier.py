@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from benchmarks import budget_frontier
+from benchmarks.accuracy import budget_frontier
 from models.registry import model_entry
 from utils.evaluation.frontier import best_within, frontier_conclusion, winners
 from utils.runtime.environment import choose_precision

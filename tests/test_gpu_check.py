@@ -1,21 +1,21 @@
 """The GPU check runs every path on CPU with --tiny and writes a record a reader can trust."""
 
-import importlib.util
 import os
+
+import pytest
 
 from utils.config.settings import DEFAULTS
 from utils.runs.folders import read_json
+
+pytestmark = pytest.mark.slow  # runs every GPU-check path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location(
-        "gpu_check", os.path.join(ROOT, "benchmarks", "gpu_check.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks.speed import gpu_check
+
+    return gpu_check
 
 
 def test_gpu_check_tiny_runs_every_path_and_records_it(tiny_archive, tmp_path):

@@ -16,6 +16,8 @@ from papermill.parameterize import parameterize_notebook
 from utils.config.settings import DEFAULTS
 from utils.runs.folders import read_json
 
+pytestmark = pytest.mark.slow  # executes the notebook in a kernel
+
 NOTEBOOK = os.path.join(os.path.dirname(os.path.dirname(__file__)), "image_classification_main.ipynb")
 
 

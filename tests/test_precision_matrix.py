@@ -35,6 +35,8 @@ import sys
 import numpy as np
 import keras
 import models  # registers the custom classes a saved model needs
+
+pytestmark = pytest.mark.slow  # trains every optimizer under every precision
 model = keras.saving.load_model(sys.argv[1])
 np.save(sys.argv[3], model.predict(np.load(sys.argv[2]), verbose=0).astype("float32"))
 print(",".join(sorted({layer.dtype_policy.name for layer in model.layers})))

@@ -9,6 +9,8 @@ import pytest
 
 from utils.runs.folders import read_json
 
+pytestmark = pytest.mark.slow  # runs train.py in subprocesses
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -13,12 +13,14 @@ import pytest
 
 import train
 import tune
-from benchmarks.scaling import free_ports
+from benchmarks.common import free_ports
 from utils.config.resolve import args_for_model, resolve_args
 from utils.errors import ConfigError, TuningError
 from utils.runs.folders import read_history
 from utils.steps import load_data
 from utils.tuning.search import PipelineTuner, SearchOptions, make_oracle, search
+
+pytestmark = pytest.mark.slow  # runs searches of several trials
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SPACE = {

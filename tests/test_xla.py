@@ -11,6 +11,8 @@ from utils.config.resolve import resolve_args
 from utils.runs.folders import open_run
 from utils.steps import build_for_run, load_data, make_datasets, train_one
 
+pytestmark = pytest.mark.slow  # compiles every model with XLA
+
 
 class CompiledWith(keras.callbacks.Callback):
     """Records the `jit_compile` that each fit of the model really runs with (Keras may drop it)."""

@@ -282,9 +282,9 @@ def build_pretrained(
 # Backbones that train faster in float32 than under mixed_bfloat16 on CPUs with bf16 support, all
 # built on depthwise convolutions. Fine-tuning every layer at 64 px on 2 cores, training images/s
 # float32 vs mixed_bfloat16: efficientnet_lite0 247.5 vs 124.2, mobilenetv2 458.2 vs 247.0,
-# efficientnetb0 124.1 vs 104.0 (benchmarks/results/throughput/<model>_finetune64.json, timed as whole
-# `fit` calls, which could stall: rates near 125 are suspect; for Lite0 whole training runs agree,
-# bfloat16 fine-tuning about 4x slower).
+# efficientnetb0 124.1 vs 104.0 (benchmarks/results/throughput/throughput_<model>_finetune64.json,
+# timed as whole `fit` calls, which could stall: rates near 125 are suspect; for Lite0 whole training
+# runs agree, bfloat16 fine-tuning about 4x slower).
 CPU_FLOAT32_BACKBONES = frozenset({"efficientnet_lite0", "mobilenetv2", "efficientnetb0"})
 
 # Each backbone's best small-budget recipe measured here, given to it by default (`model_args` null).

@@ -1,6 +1,6 @@
 """The budget frontier: the best test accuracy each approach reaches within a training time.
 
-A frontier record (written by `benchmarks/budget_frontier.py`) holds finished runs ("points"),
+A frontier record (written by `benchmarks/accuracy/budget_frontier.py`) holds finished runs ("points"),
 each with its approach ("from scratch" or "pretrained"), how it trained (scratch, frozen,
 finetune), its training time and test accuracy. Reading it needs no TensorFlow.
 """

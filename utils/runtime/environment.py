@@ -88,7 +88,7 @@ def choose_jit_compile(requested="auto"):
     """Whether `fit` compiles train steps with XLA, unless `requested` says.
 
     "auto": off on CPUs, where XLA measured slower than without it under the automatic
-    mixed_bfloat16 policy (benchmarks/throughput.py); Keras's own "auto" on GPUs.
+    mixed_bfloat16 policy (benchmarks/speed/throughput.py); Keras's own "auto" on GPUs.
     """
     if requested != "auto":
         return requested

@@ -1,0 +1,1 @@
+"""Accuracy: time to accuracy, the budget frontier, comparisons, linear probes."""

@@ -1,0 +1,1 @@
+"""Robustness: kill-and-resume, export parity."""

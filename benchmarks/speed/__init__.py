@@ -1,0 +1,1 @@
+"""Speed: training and inference throughput, step profiles, memory, scaling, the GPU check."""
