@@ -49,7 +49,7 @@ from utils.runtime.environment import (
     output_root,
     prepare_session,
 )
-from utils.training.callbacks import BEST_MODEL_FILE
+from utils.training.callbacks import BEST_MODEL_FILE, make_callbacks
 from utils.training.loop import (
     FINAL_MODEL_FILE,
     TrainingSettings,
@@ -203,6 +203,20 @@ def training_settings(args):
         seed=args["seed"],
         jit_compile=args["jit_compile"],
         distribute=args["distribute"],
+    )
+
+
+def run_callbacks(args, folder, phase):
+    """The callbacks args switch on, writing into `folder`, for a phase starting at epoch 0
+    monitored on the training loss (the benchmarks time steps with them)."""
+    return make_callbacks(
+        section(args, "callbacks"),
+        folder,
+        "loss",
+        phase,
+        {},
+        first_epoch=0,
+        ema_momentum=args["ema_momentum"],
     )
 
 

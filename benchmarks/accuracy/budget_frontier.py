@@ -17,7 +17,7 @@ import argparse
 import tempfile
 
 from benchmarks.accuracy.time_to_accuracy import run_seed  # noqa: E402
-from benchmarks.common import machine_description, refuse_other_machine  # noqa: E402
+from benchmarks.common import machine_description, refuse_other_machine, write_record  # noqa: E402
 from utils.config.overrides import parse_override  # noqa: E402
 from utils.config.resolve import resolve_args  # noqa: E402
 from utils.evaluation.frontier import (  # noqa: E402
@@ -102,7 +102,8 @@ def parse_command_line(argv):
     return parser.parse_args(argv)
 
 
-def write_record(path, points, options):
+def write_frontier(path, points, options):
+    """Write the frontier of `points` (with each budget's winner) to `path`; returns the record."""
     record = {
         "budgets_minutes": list(BUDGET_MINUTES),
         "seed": options.seed,
@@ -134,7 +135,7 @@ def main(argv=None):
             model, overrides = POINTS[name]
             args = point_args(options.data, model, overrides, extra, runs_dir, options.seed)
             points = [point for point in points if point["name"] != name] + [run_point(name, args)]
-            record = write_record(options.out, points, options)
+            record = write_frontier(options.out, points, options)
             print(f"{name}: {100 * points[-1]['test_accuracy']:.2f}% in {points[-1]['train_seconds']:.0f} s")
     if options.figure:
         save_figure(frontier_figure(record), options.figure)

@@ -146,12 +146,11 @@ def check_run(output_dir, run_dir, epochs):
     """What must hold after the last rerun; returns {check: passed}."""
     import keras
 
-    import models  # noqa: F401  (custom layers of the saved model)
+    import models  # noqa: F401  (the custom classes of the saved model)
     from utils.config.resolve import resolve_args
     from utils.evaluation.test_set import loss_and_accuracy
     from utils.runs.folders import read_run_args
     from utils.steps import load_data, make_datasets
-    from utils.training import optimizers  # noqa: F401  (the custom optimizers it was compiled with)
 
     metrics = read_json(os.path.join(run_dir, "metrics.json"), default={})
     model_path = os.path.join(run_dir, MODEL, "best.keras")

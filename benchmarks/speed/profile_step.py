@@ -23,9 +23,7 @@ from benchmarks.speed.throughput import (  # noqa: E402
     prepared_model,
     step_benchmark_args,
 )
-from utils.config.sections import section  # noqa: E402
-from utils.steps import load_data, make_datasets  # noqa: E402
-from utils.training.callbacks import make_callbacks  # noqa: E402
+from utils.steps import load_data, make_datasets, run_callbacks  # noqa: E402
 
 # Op events are named "<scope path>:<op type>"; these types only wrap the ops they call.
 WRAPPERS = {"StatefulPartitionedCall", "PartitionedCall", "While", "If", "StatelessIf", "StatelessWhile"}
@@ -65,15 +63,7 @@ def profile(model, datasets, args, steps):
     import tensorflow as tf  # after the project's imports, which set TensorFlow's flags first
 
     with tempfile.TemporaryDirectory() as folder:
-        callbacks = make_callbacks(
-            section(args, "callbacks"),
-            folder,
-            "loss",
-            "profile",
-            {},
-            first_epoch=0,
-            ema_momentum=args["ema_momentum"],
-        )
+        callbacks = run_callbacks(args, folder, "profile")
 
         def fit():
             model.fit(

@@ -18,15 +18,14 @@ from benchmarks.common import machine_description, write_record  # noqa: E402
 from models import adapt_to_images, parts  # noqa: E402
 from utils.config.overrides import parse_override  # noqa: E402
 from utils.config.resolve import args_for_model, resolve_args  # noqa: E402
-from utils.config.sections import section  # noqa: E402
 from utils.runtime.environment import choose_precision, set_seed  # noqa: E402
 from utils.steps import (  # noqa: E402
     build_for_run,
     load_data,
     make_datasets,
-    training_settings,  # noqa: E402
+    run_callbacks,
+    training_settings,
 )
-from utils.training.callbacks import make_callbacks  # noqa: E402
 from utils.training.loop import compile_model, unfreeze_top  # noqa: E402
 
 TIMED_REPEATS = 3
@@ -121,15 +120,7 @@ def measure(args, datasets, steps, fine_tune_layers=None):
     synthetic = tf.data.Dataset.from_tensors((images, labels)).repeat()
     compute = training_images_per_second(model, synthetic, steps, batch)
     with tempfile.TemporaryDirectory() as folder:
-        callbacks = make_callbacks(
-            section(args, "callbacks"),
-            folder,
-            "loss",
-            "benchmark",
-            {},
-            first_epoch=0,
-            ema_momentum=args["ema_momentum"],
-        )
+        callbacks = run_callbacks(args, folder, "benchmark")
         pipeline = training_images_per_second(model, datasets.train.repeat(), steps, batch, callbacks)
     inference = images_per_second(lambda: model.predict(images, batch_size=batch, verbose=0), batch)
     return {

@@ -485,6 +485,37 @@ SECTIONS = {
 SETTINGS = {key: setting for section in SECTIONS.values() for key, setting in section.items()}
 STAGE_OF = {key: stage for stage, section in SECTIONS.items() for key in section}
 
+
+# --- unit conversions of the airbench recipes ------------------------------------------
+def kilostep_scale(momentum):
+    """airbench's divisor of its per-1024-example rates (airbench94.py `kilostep_scale`)."""
+    return 1024 * (1 + 1 / (1 - momentum))
+
+
+def mean_loss_rate(summed_rate, batch_size, gain=1.0):
+    """The learning rate on a loss averaged over the batch that takes the steps `summed_rate` takes
+    on the loss summed over it; `gain` divides out a parametrisation that moves the same weights
+    faster here (a multiplier m on a layer's output scales the effective rate by m squared)."""
+    return summed_rate * batch_size / gain
+
+
+def decoupled_decay(shrink_per_step, momentum, learning_rate):
+    """Keras's decoupled weight_decay (weights shrink by weight_decay * learning_rate per step)
+    matching PyTorch SGD's coupled decay that shrinks them by `shrink_per_step` per step, which
+    momentum amplifies by 1 / (1 - momentum)."""
+    return shrink_per_step / (1 - momentum) / learning_rate
+
+
+# airbench94: lr 11.5 and weight decay 0.0153 per 1024 examples, batch 1024, momentum 0.85.
+_AIRBENCH_SCALE = kilostep_scale(0.85)
+FAST_LEARNING_RATE = round(mean_loss_rate(11.5 / _AIRBENCH_SCALE, 1024), 2)  # 1.50
+FAST_WEIGHT_DECAY = round(decoupled_decay(0.0153 * 1024 / _AIRBENCH_SCALE, 0.85, FAST_LEARNING_RATE), 4)
+# airbench94_muon: SGD rate 0.053 for the BatchNorm shifts (ours learn 8x faster: gain 64) and 0.67
+# for the head (its logits times 1/256, ours 1/9: gain (256/9)^2), on a loss summed over 2000
+# images; both give 1.66. Its decay 2e-6 * 2000 per step.
+FAST_MUON_LEARNING_RATE = round(mean_loss_rate(0.053, 2000, gain=64), 2)  # 1.66
+FAST_MUON_WEIGHT_DECAY = round(decoupled_decay(2e-6 * 2000, 0.85, FAST_MUON_LEARNING_RATE), 4)
+
 # Named recipes: each a set of args applied on the defaults before the user's overrides.
 PRESETS = {
     # fast_cnn trained the airbench way (arXiv 2404.00498): short, large-batch, Nesterov SGD with
@@ -495,13 +526,9 @@ PRESETS = {
         "epochs": 10,
         "batch_size": 1024,
         "optimizer": "sgd",
-        # airbench's lr 11.5 and weight decay 0.0153 converted to a mean loss and Keras's decoupled
-        # weight decay: airbench's SGD steps are lr 11.5 / 7850 on a loss summed over 1024 images
-        # (1.5 on the mean), and its weights shrink by 0.0153 * 1024 / 7850 * schedule per step,
-        # amplified 1 / (1 - 0.85) by momentum: 0.0133 * schedule = 1.5 * schedule * 0.0089.
-        "learning_rate": 1.5,
+        "learning_rate": FAST_LEARNING_RATE,  # airbench's, converted above
         "momentum": 0.85,
-        "weight_decay": 0.0089,
+        "weight_decay": FAST_WEIGHT_DECAY,
         "lr_schedule": "warmup_linear",
         "warmup_epochs": 2.0,
         "label_smoothing": 0.2,
@@ -512,20 +539,18 @@ PRESETS = {
     },
     # fast_cnn trained as airbench94_muon (the airbench line's Muon record): 8 epochs of batch 2000,
     # no warmup, linear decay, no Lookahead; conv kernels take Muon steps (lr 0.24, momentum 0.6,
-    # norms held), BatchNorm shifts and the classifier Nesterov SGD (momentum 0.85). Its SGD rates
-    # (0.053 for the shifts and 0.67 for the head, on a loss summed over 2000 images with logits
-    # divided by 256) are both 1.66 for our mean loss, 8x shift multiplier and logits times 1/9;
-    # its decay 2e-6 * 2000 per step, amplified 1 / (1 - 0.85) by momentum, is 1.66 * 0.0161.
+    # norms held), BatchNorm shifts and the classifier Nesterov SGD (momentum 0.85); its rates
+    # converted above.
     "fast_muon": {
         "models": ["fast_cnn"],
         "epochs": 8,
         "batch_size": 2000,
         "optimizer": "muon_sgd",
-        "learning_rate": 1.66,
+        "learning_rate": FAST_MUON_LEARNING_RATE,
         "momentum": 0.85,
         "muon_lr_factor": 0.145,
         "muon_momentum": 0.6,
-        "weight_decay": 0.0161,
+        "weight_decay": FAST_MUON_WEIGHT_DECAY,
         "lr_schedule": "warmup_linear",
         "warmup_epochs": 0.0,
         "label_smoothing": 0.2,

@@ -1,0 +1,1 @@
+"""The benchmark scripts in their tiny modes, and the committed records."""
