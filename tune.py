@@ -78,7 +78,7 @@ def main(argv=None):
         model = searched_model(args)
         space = load_space(space_argument, model)
         name = args["run_name"] or f"tune-{model}"
-        search_dir = os.path.join(output_root(args), name)
+        search_dir = os.path.join(output_root(args["output_dir"], args["mount_drive"]), name)
         tuner = search(overrides, space, options, search_dir)
         if keras_tuner_distributed() and not is_search_chief():
             return 0  # the chief writes the outputs
