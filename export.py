@@ -61,16 +61,16 @@ def main(argv=None):
     formats = [name.strip() for name in options.formats.split(",") if name.strip()]
     try:
         from utils.config.resolve import resolve_args
-        from utils.data.cifar10 import prepare_data
         from utils.export import check_formats, ensure_writable, export_model, export_table, model_file
         from utils.runs.folders import model_run_args
+        from utils.steps import load_data
 
         check_formats(formats)
         path = model_file(options.model)
         folder = options.out or os.path.join(os.path.dirname(path), "export")
         ensure_writable(folder)
         data_path = options.data or (model_run_args(os.path.dirname(path)) or {}).get("data_path")
-        data = prepare_data(resolve_args({"data_path": data_path, "val_fraction": 0}))
+        data = load_data(resolve_args({"data_path": data_path, "val_fraction": 0}))
         record = export_model(path, formats, folder, data)
     except ProjectError as error:
         print(f"error: {error}", file=sys.stderr)
