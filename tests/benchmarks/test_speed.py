@@ -99,12 +99,12 @@ def test_tiny_throughput_of_fine_tuning(tiny_archive, tmp_path):
 
 
 def test_analysis_time_records_each_model_of_a_run(tiny_args, tmp_path):
-    import train
+    from utils.steps import run_pipeline
 
     args = resolve_args(
         {**tiny_args, "small_run": True, "models": ["lenet"], "analysis": False, "run_name": "r"}
     )
-    run_path = train.run_pipeline(args)
+    run_path = run_pipeline(args)
     assert not (tmp_path / "runs" / "r" / "lenet" / "analysis.json").exists()
     out = tmp_path / "analysis.json"
     compare = tmp_path / "compare"
