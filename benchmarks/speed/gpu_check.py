@@ -24,11 +24,13 @@ import utils  # noqa: E402, F401  (first: it sets TensorFlow's flags before Tens
 
 from benchmarks.common import ROOT, machine_description, write_record  # noqa: E402
 from models.registry import model_entry  # noqa: E402
-from utils.steps import run_pipeline  # noqa: E402
 from utils.config.resolve import resolve_args  # noqa: E402
 from utils.runs.folders import read_history, read_json  # noqa: E402
 from utils.runtime.environment import choose_jit_compile, choose_precision, describe_runtime  # noqa: E402
-from utils.steps import load_data  # noqa: E402
+from utils.steps import (
+    load_data,  # noqa: E402
+    run_pipeline,  # noqa: E402
+)
 
 NOTEBOOK = os.path.join(ROOT, "image_classification_main.ipynb")
 
