@@ -413,7 +413,7 @@ SECTIONS = {
             (str, bool),
             "Compile train steps with XLA: auto (off on CPUs, where it measured slower; Keras's "
             "choice on GPUs), true or false. Every registered model and the progressive-resizing "
-            "fine-tune compile (tests/test_xla.py), so none turns it off for itself.",
+            "fine-tune compile (tests/integration/test_xla.py), so none turns it off for itself.",
             lambda value: value in ("auto", True, False),
             '"auto", true or false',
         ),
