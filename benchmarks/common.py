@@ -109,11 +109,13 @@ def command_line():
 
 def write_record(path, record):
     """Write `record` to `path` (atomically) headed by the command, commit and machine that made
-    it; a record that describes its machine already keeps that description."""
+    it, and return what was written; a record that describes its machine keeps that description."""
     from utils.runs.folders import write_json
 
     header = {"command": command_line(), "commit": current_commit(), "machine": machine_description()}
-    write_json(path, {**header, **record})
+    headed = {**header, **record}
+    write_json(path, headed)
+    return headed
 
 
 def time_to_accuracy(epochs, start_seconds):

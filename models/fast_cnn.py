@@ -41,6 +41,14 @@ def whitening_filters(patches, epsilon):
     return filters, -mean @ filters
 
 
+def split_for_float16(weights):
+    """(high, low): `weights` rounded to float16, and what that rounding left out, both in the
+    weights' dtype; high + low == weights. A converter folds both into constants, and storing
+    them in float16 keeps `weights` to about 2**-22 of their size where one rounding keeps 2**-11."""
+    high = keras.ops.cast(keras.ops.cast(weights, "float16"), weights.dtype)
+    return high, weights - high
+
+
 @keras.saving.register_keras_serializable(package="cifar10")
 class PatchWhitening(keras.layers.Layer):
     """A frozen `patch_size` convolution (valid padding) that whitens image patches.
@@ -51,7 +59,10 @@ class PatchWhitening(keras.layers.Layer):
     It computes in float32 under any precision policy: on raw pixels its output is a small
     difference of large terms, and in bfloat16 the rounded filters left errors of up to 8% of
     the output's spread in the faintest components. It needs no gradient, so float32 costs it one
-    forward pass of a 2x2 convolution.
+    forward pass of a 2x2 convolution. For the same reason its kernel is applied as two: the part
+    float16 holds exactly and the small rest (`split_for_float16`), so an export that stores every
+    weight in float16 (TFLite float16) rounds only the rest; rounding the whole kernel changed 0.11%
+    of a trained fast_cnn's test predictions.
     """
 
     def __init__(self, patch_size=2, epsilon=2.0, **kwargs):
@@ -79,7 +90,8 @@ class PatchWhitening(keras.layers.Layer):
 
     def call(self, images):
         kernel = keras.ops.cast(self.kernel, images.dtype)
-        return keras.ops.conv(images, kernel, padding="valid") + keras.ops.cast(self.bias, images.dtype)
+        whitened = sum(keras.ops.conv(images, part, padding="valid") for part in split_for_float16(kernel))
+        return whitened + keras.ops.cast(self.bias, images.dtype)
 
     def get_config(self):
         return {**super().get_config(), "patch_size": self.patch_size, "epsilon": self.epsilon}

@@ -112,7 +112,7 @@ def write_frontier(path, points, options):
         "winners": winners(points),
         "machine": machine_description(),
     }
-    write_record(path, record)
+    record = write_record(path, record)
     return record
 
 

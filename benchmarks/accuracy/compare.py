@@ -54,7 +54,7 @@ def main(argv=None):
         with open(path, encoding="utf-8") as handle:
             records.append(json.load(handle))
     result = compare(*records)
-    write_record(options.out, result)
+    result = write_record(options.out, result)
     for threshold, value in result["speedup_to_accuracy"].items():
         if value is not None:
             bound = ">= " if value["lower_bound"] else ""

@@ -127,7 +127,7 @@ def main(argv=None):
         "random": probes[1],
         "machine": machine_description(),
     }
-    write_record(options.out, record)
+    record = write_record(options.out, record)
     print(
         f"{options.model} at {options.image_size} px, linear probe test accuracy: "
         f"{100 * probes[0]['test_accuracy']:.2f}% with {options.weights} weights, "

@@ -273,7 +273,7 @@ def main(argv=None):
     seeds = [run["seed"] for run in runs]
     run_args = {**args, "seed": seeds, "run_name": None}
     record = summarize(options.model, options.preset, runs, run_args, options.set)
-    write_record(options.out, record)
+    record = write_record(options.out, record)
     tta, accuracy = record["test_accuracy_tta"], record["test_accuracy"]
     print(
         f"{options.model} ({options.preset or 'defaults'}), seeds {seeds}: test accuracy "

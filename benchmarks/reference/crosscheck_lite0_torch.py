@@ -105,7 +105,7 @@ def torch_step(inputs_path, out):
         "same_imagenet_top1": float((torch_classes == keras_classes).mean()),
         "torch": torch.__version__,
     }
-    write_record(out, record)
+    record = write_record(out, record)
     print(json.dumps(record))
 
 

@@ -85,7 +85,7 @@ def train_step(inputs_path, seed, precision, out, epochs=RECIPE["epochs"]):
         level: _test_accuracy(torch, net, test_images, test_labels, autocast, level) for level in range(3)
     }
     record = _record(torch, seed, precision, recipe, epochs, accuracy)
-    write_record(out, record)
+    record = write_record(out, record)
     print(json.dumps({key: record[key] for key in ("test_accuracy", "test_accuracy_tta", "train_seconds")}))
 
 

@@ -291,7 +291,7 @@ def run_both_sides(options):
             reference_runs.append(reference)
             our_runs.append(ours)
             record = versus_record(options, reference_runs, our_runs)
-            write_record(options.out, record)
+            record = write_record(options.out, record)
     return record
 
 
@@ -299,7 +299,7 @@ def main(argv=None):
     options = parse_command_line(argv)
     if options.from_records:
         record = record_from_records(options)
-        write_record(options.out, record)
+        record = write_record(options.out, record)
     else:
         record = run_both_sides(options)
     print(

@@ -45,7 +45,7 @@ def main(argv=None):
         "run_args": run_args,
         **exported,
     }
-    write_record(options.out, record)
+    record = write_record(options.out, record)
     print(f"Record: {options.out}")
 
 

@@ -260,7 +260,7 @@ def main(argv=None):
         )
     record.update(epochs=options.epochs, per_class=options.per_class, delays=list(options.delays))
     record["machine"] = machine_description()
-    write_record(options.out, record)
+    record = write_record(options.out, record)
     print(
         f"{record['kills']} kills in {record['runs']} runs {record['landed']}, failures {record['failures']}"
     )

@@ -167,10 +167,10 @@ def main(argv=None):
             measured = measure(command, os.path.join(output_dir, RUN_NAME), model, options.interval)
         record["cases"][name] = case_record(measured, model, overrides, options.epochs)
         print(f"{name}: peak {record['cases'][name]['peak_mib']} MiB, {record['cases'][name]}", flush=True)
-        write_record(options.out, record)
+        record = write_record(options.out, record)
     record["all_within_limit"] = all(case["within_limit"] for case in record["cases"].values())
     record["machine"] = machine_description()
-    write_record(options.out, record)
+    record = write_record(options.out, record)
     return record
 
 

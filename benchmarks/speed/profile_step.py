@@ -140,7 +140,7 @@ def main(argv=None):
         "ops": table_rows(totals, options.steps),
         "machine": machine_description(),
     }
-    write_record(options.out, record)
+    record = write_record(options.out, record)
     table = markdown(record, options.top)
     with open(os.path.splitext(options.out)[0] + ".md", "w", encoding="utf-8") as handle:
         handle.write(table)

@@ -127,7 +127,7 @@ def main(argv=None):
         return None
     record = scaling_record(options)
     if options.out:
-        write_record(options.out, record)
+        record = write_record(options.out, record)
     print(json.dumps(record, indent=1))
     return record
 

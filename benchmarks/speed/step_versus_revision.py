@@ -108,7 +108,7 @@ def main(argv=None):
     parser.add_argument("--out", required=True)
     options = parser.parse_args(argv)
     record = compare(options)
-    write_record(options.out, record)
+    record = write_record(options.out, record)
     print(f"mean images/s: {record['mean']}")
 
 

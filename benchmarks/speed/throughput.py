@@ -176,7 +176,7 @@ def main(argv=None):
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "machine": machine_description(),
     }
-    write_record(options.out, record)
+    record = write_record(options.out, record)
     for row in results:
         train, compute = row["train_images_per_second_pipeline"], row["train_images_per_second_compute_only"]
         print(

@@ -2,29 +2,23 @@
 
 import pytest
 
+from benchmarks.speed import gpu_check
 from utils.config.settings import DEFAULTS
 from utils.runs.folders import read_json
 
 pytestmark = pytest.mark.slow  # runs every GPU-check path
 
 
-def load_script():
-    from benchmarks.speed import gpu_check
-
-    return gpu_check
-
-
 def test_gpu_check_tiny_runs_every_path_and_records_it(tiny_archive, tmp_path):
-    script = load_script()
     out = tmp_path / "gpu_check.json"
-    script.main(["--data", tiny_archive, "--out", str(out), "--tiny"])
+    gpu_check.main(["--data", tiny_archive, "--out", str(out), "--tiny"])
     record = read_json(str(out))
     assert record["tiny"] is True
     assert "TensorFlow" in record["runtime"] and "accelerator: none" in record["runtime"]
     assert record["machine"]["gpus"] == []
     assert list(record["paths"]) == ["notebook", "default_models", "fast_muon", "lite0_recipe"]
     expected_models = {
-        "notebook": ["custom_cnn", "lenet", "fast_cnn", "vgg16"],
+        "notebook": DEFAULTS["models"],  # the notebook trains the settings' default too
         "default_models": DEFAULTS["models"],  # train.py's default
         "fast_muon": ["fast_cnn"],
         "lite0_recipe": ["efficientnet_lite0"],

@@ -159,7 +159,7 @@ def test_a_rerun_after_the_kernel_dies_mid_training_resumes_the_same_run(tiny_ar
     with client.setup_kernel():
         history = None
         for index, cell in enumerate(client.nb.cells):
-            if "train_one(" in cell.source:
+            if "train_models(" in cell.source:
                 killer = threading.Thread(target=_kill_after_first_epoch, args=(client, output_dir))
                 killer.start()
                 with pytest.raises(DeadKernelError):

@@ -10,6 +10,7 @@ from models.fast_cnn import (
     ShiftedBatchNorm,
     extract_patches,
     gelu_via_erf,
+    split_for_float16,
     whitening_filters,
 )
 
@@ -56,6 +57,29 @@ def test_whitening_computes_in_float32_under_a_bfloat16_policy():
     assert outputs.dtype == "float32"
     assert keras.layers.Activation("linear")(outputs).dtype == "bfloat16"  # the next layers are not
     np.testing.assert_allclose(np.asarray(outputs), np.asarray(exact(images)), atol=1e-4)
+
+
+def test_whitening_survives_its_weights_stored_in_float16():
+    """A float16 export stores each constant in float16: the split kernel's two parts keep the
+    whitened output to float32 accuracy, where the kernel rounded whole moves it by up to ~1e-2."""
+    images = correlated_images()
+    layer = PatchWhitening(epsilon=0.0)
+    layer.build(images.shape)
+    layer.adapt(images)
+    kernel = keras.ops.convert_to_tensor(layer.kernel)
+    high, low = split_for_float16(kernel)
+    np.testing.assert_array_equal(np.asarray(high + low), np.asarray(kernel))
+    np.testing.assert_array_equal(np.asarray(high), np.asarray(high).astype(np.float16).astype(np.float32))
+
+    def conv(*parts):
+        stored = [np.asarray(part).astype(np.float16).astype(np.float32) for part in parts]
+        return sum(np.asarray(keras.ops.conv(images, part, padding="valid")) for part in stored)
+
+    exact = np.asarray(keras.ops.conv(images, kernel, padding="valid"))
+    split_error = np.abs(conv(high, low) - exact).max()
+    whole_error = np.abs(conv(kernel) - exact).max()
+    assert split_error < 1e-3 < whole_error and split_error * 20 < whole_error
+    np.testing.assert_allclose(np.asarray(layer(images)) - np.asarray(layer.bias), exact, atol=1e-3)
 
 
 def test_epsilon_damps_the_weak_components():
