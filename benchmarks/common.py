@@ -100,19 +100,27 @@ def current_commit():
     return commit + ("+changes" if git("status", "--porcelain", "--untracked-files=no") else "")
 
 
-def command_line():
-    """The command that is running, as one could type it again from the repository root."""
-    spec = getattr(sys.modules["__main__"], "__spec__", None)
-    program = ["python", "-m", spec.name] if spec is not None else ["python", sys.argv[0]]
-    return shlex.join([*program, *sys.argv[1:]])
+def command_line(module=None, argv=None):
+    """The command that is running, as one could type it again from the repository root: `python
+    -m module argv` (default: the running program and its arguments)."""
+    if module is None:
+        spec = getattr(sys.modules["__main__"], "__spec__", None)
+        module = spec.name if spec is not None else None
+    program = ["python", "-m", module] if module else ["python", sys.argv[0]]
+    return shlex.join([*program, *(sys.argv[1:] if argv is None else argv)])
 
 
-def write_record(path, record):
-    """Write `record` to `path` (atomically) headed by the command, commit and machine that made
-    it, and return what was written; a record that describes its machine keeps that description."""
+def write_record(path, record, command=None):
+    """Write `record` to `path` (atomically) headed by the command (default: `command_line()`),
+    commit and machine that made it, and return what was written; a record that describes its
+    machine keeps that description."""
     from utils.runs.folders import write_json
 
-    header = {"command": command_line(), "commit": current_commit(), "machine": machine_description()}
+    header = {
+        "command": command or command_line(),
+        "commit": current_commit(),
+        "machine": machine_description(),
+    }
     headed = {**header, **record}
     write_json(path, headed)
     return headed

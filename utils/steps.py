@@ -116,7 +116,7 @@ class Datasets:
 def load_data(args, with_test=True):
     """CIFAR-10 as args ask (data_path, small_run, val_fraction split by seed); a download is
     kept on Drive with mount_drive. Without `with_test` the test images are left out (a search
-    chooses by validation accuracy and never reads them)."""
+    chooses by validation accuracy and never reads them; ConfigError without a validation split)."""
     data = cifar.prepare_data(
         args["data_path"],
         args["val_fraction"],
@@ -126,6 +126,7 @@ def load_data(args, with_test=True):
     )
     if with_test:
         return data
+    cifar.check_validation_split(args["val_fraction"])
     return dataclasses.replace(data, test=cifar.Split(data.test.images[:0], data.test.labels[:0]))
 
 

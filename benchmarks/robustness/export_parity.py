@@ -10,18 +10,13 @@ this machine with nothing else running; compare them only within one record.
 """
 
 import argparse
-import sys
 import tempfile
 
 import utils  # noqa: E402, F401  (first: it sets TensorFlow's flags before TensorFlow loads)
 
 # isort: split
 
-from benchmarks.common import (  # noqa: E402
-    git,
-    machine_description,  # noqa: E402
-    write_record,
-)
+from benchmarks.common import command_line, write_record  # noqa: E402
 from utils.config.resolve import resolve_args  # noqa: E402
 from utils.export import FORMATS, export_model  # noqa: E402
 from utils.runs.folders import model_run_args  # noqa: E402
@@ -38,14 +33,8 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as folder:
         exported = export_model(options.model, FORMATS, folder, data)
     run_args = model_run_args(options.model)
-    record = {
-        "command": " ".join(["python", "benchmarks/robustness/export_parity.py", *(argv or sys.argv[1:])]),
-        "commit": git("rev-parse", "HEAD"),
-        "machine": machine_description(),
-        "run_args": run_args,
-        **exported,
-    }
-    record = write_record(options.out, record)
+    command = command_line(__spec__.name, argv)
+    write_record(options.out, {"run_args": run_args, **exported}, command)
     print(f"Record: {options.out}")
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from utils.config.settings import SMALL_RUN_TEST_PER_CLASS, SMALL_RUN_TRAIN_PER_CLASS
-from utils.errors import DataError
+from utils.errors import ConfigError, DataError
 
 CLASS_NAMES = (
     "airplane",
@@ -229,6 +229,16 @@ def stratified_split(split, val_fraction, seed):
         Split(split.images[train_idx], split.labels[train_idx]),
         Split(split.images[val_idx], split.labels[val_idx]),
     )
+
+
+def check_validation_split(val_fraction):
+    """Raise ConfigError when args hold out no validation split (`val_fraction` 0) to choose by:
+    a search chooses by validation accuracy, never on the test set."""
+    if val_fraction == 0:
+        raise ConfigError(
+            "args['val_fraction'] = 0 leaves no validation split to choose by; a search needs one "
+            "(e.g. --set val_fraction=0.1), never the test set."
+        )
 
 
 def prepare_data(data_path, val_fraction, seed, small_run=False, download_to=None):

@@ -19,6 +19,7 @@ import keras_tuner
 import numpy as np
 
 from utils.config.resolve import model_args_without, resolve_args
+from utils.data.cifar10 import check_validation_split
 from utils.errors import ConfigError, ProjectError, TrainingError, TuningError
 from utils.steps import load_data, train_trial
 from utils.tuning.spaces import apply_values, declare_hyperparameters
@@ -80,15 +81,6 @@ def make_oracle(options, space, max_epochs, seed):
     if options.tuner == "bayesian":
         return keras_tuner.oracles.BayesianOptimizationOracle(max_trials=options.max_trials, **common)
     return keras_tuner.oracles.RandomSearchOracle(max_trials=options.max_trials, **common)
-
-
-def check_validation_split(val_fraction):
-    """Raise ConfigError when args hold out no validation split (`val_fraction` 0) to choose by."""
-    if val_fraction == 0:
-        raise ConfigError(
-            "args['val_fraction'] = 0 leaves no validation split to choose by; a search needs one "
-            "(e.g. --set val_fraction=0.1), never the test set."
-        )
 
 
 class PipelineTuner(keras_tuner.engine.base_tuner.BaseTuner):

@@ -209,7 +209,7 @@ def test_a_user_mistake_inside_a_trial_stops_the_search_with_its_message(overrid
     def refuse(name, args):
         raise ConfigError("args['image_size'] = 40 is below what inceptionv3 takes")
 
-    monkeypatch.setattr("utils.tuning.search.build_for_run", refuse)
+    monkeypatch.setattr("utils.steps.build_for_run", refuse)
     with pytest.raises(TuningError, match="The search stopped: args\\['image_size'\\] = 40"):
         search(overrides, SPACE, RANDOM_TWO, str(tmp_path / "search"))
 
