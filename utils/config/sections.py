@@ -11,6 +11,8 @@ class Section:
         object.__setattr__(self, "_values", dict(values))
 
     def __getattr__(self, key):
+        if key == "_values":  # not set yet (a copy being made): no recursion
+            raise AttributeError(key)
         try:
             return self._values[key]
         except KeyError:
