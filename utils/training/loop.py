@@ -53,8 +53,8 @@ class TrainingSettings:
 
 # --- compiling ------------------------------------------------------------------------
 def fine_tune_rate_factors(model, factor):
-    """{path: `factor`} (settings.training.fine_tune_backbone_lr_factor) for the backbone's unfrozen weights,
-    so fine-tuning can move the pretrained layers more gently than the new head."""
+    """{path: `factor`} (args["fine_tune_backbone_lr_factor"]) for the backbone's unfrozen
+    weights, so fine-tuning can move the pretrained layers more gently than the new head."""
     return {weight.path: factor for weight in parts.backbone(model).trainable_weights}
 
 
