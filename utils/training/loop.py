@@ -217,8 +217,8 @@ class _PhaseRun:
 
 
 def uses_feature_cache(model, phase, datasets, feature_cache):
-    """Whether this phase can train the head on cached features (settings.training.feature_cache on): a
-    frozen backbone, no augmentation."""
+    """Whether this phase can train the head on cached features (`feature_cache`, args["feature_cache"],
+    on): a frozen backbone, no augmentation."""
     return (
         feature_cache
         and phase.name == "train"
