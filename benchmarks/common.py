@@ -116,12 +116,8 @@ def write_record(path, record, command=None):
     machine keeps that description."""
     from utils.runs.folders import write_json
 
-    header = {
-        "command": command or command_line(),
-        "commit": current_commit(),
-        "machine": machine_description(),
-    }
-    headed = {**header, **record}
+    machine = record.get("machine") or machine_description()  # the speed probe runs once
+    headed = {"command": command or command_line(), "commit": current_commit(), "machine": machine, **record}
     write_json(path, headed)
     return headed
 

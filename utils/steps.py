@@ -117,6 +117,8 @@ def load_data(args, with_test=True):
     """CIFAR-10 as args ask (data_path, small_run, val_fraction split by seed); a download is
     kept on Drive with mount_drive. Without `with_test` the test images are left out (a search
     chooses by validation accuracy and never reads them; ConfigError without a validation split)."""
+    if not with_test:
+        cifar.check_validation_split(args["val_fraction"])
     data = cifar.prepare_data(
         args["data_path"],
         args["val_fraction"],
@@ -126,7 +128,6 @@ def load_data(args, with_test=True):
     )
     if with_test:
         return data
-    cifar.check_validation_split(args["val_fraction"])
     return dataclasses.replace(data, test=cifar.Split(data.test.images[:0], data.test.labels[:0]))
 
 
@@ -245,7 +246,8 @@ def save_curves(trained, run):
 
 
 def train_models(built, datasets, args, run):
-    """Train each built model in turn, saving its learning curves; returns the trained models."""
+    """Train each built model in turn, saving its learning curves, then every model's validation
+    curves together (curves_overlay.png); returns the trained models."""
     trained_models = []
     for model in built:
         print(f"--- {model.name} ---")
@@ -253,16 +255,14 @@ def train_models(built, datasets, args, run):
         print(f"{trained.name}: {len(trained.history['epoch'])} epochs in {trained.train_seconds:.0f} s")
         plt.close(save_curves(trained, run))
         trained_models.append(trained)
+    plt.close(save_figure(overlay_figure(trained_models), run.file("curves_overlay.png")))
     return trained_models
 
 
-def learning_curves(trained_models, run):
-    """Each model's learning curves (saved by `train_models`) and all validation curves together;
-    saves the overlay. Returns the figures."""
-    figures = [history_figure(trained) for trained in trained_models]
-    overlay = overlay_figure(trained_models)
-    save_figure(overlay, run.file("curves_overlay.png"))
-    return [*figures, overlay]
+def learning_curves(trained_models):
+    """Each model's learning curves and all validation curves together, to show (`train_models`
+    saved them)."""
+    return [*(history_figure(trained) for trained in trained_models), overlay_figure(trained_models)]
 
 
 # --- 5. testing, analysis, conclusion --------------------------------------------------
@@ -325,9 +325,9 @@ class Evaluation:
 
 
 def evaluate_and_analyse(trained_models, datasets, run, args):
-    """Test every model once and, if args ask, analyse each; save the comparison, the analysis and
-    the overlay figure. metrics.json, written last, marks the run finished, so an interruption
-    before it repeats this step on resuming."""
+    """Test every model once and, if args ask, analyse each; save the comparison and the analysis.
+    metrics.json, written last, marks the run finished, so an interruption before it repeats this
+    step on resuming."""
     rows, probabilities, summaries = [], {}, []
     for trained in trained_models:
         row, probabilities[trained.name] = evaluate_and_predict(trained, datasets.test)

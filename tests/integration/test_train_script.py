@@ -112,7 +112,7 @@ def test_missing_weights_stop_before_any_training(tiny_archive, tmp_path):
 
 def test_defaults_run_to_the_end_offline(tiny_archive, tmp_path, monkeypatch, capsys):
     """The README's main command without internet: vgg16's weights cannot be had, so the
-    offline backbone takes its place, says why, and trains with its own recipe (MODEL_RECIPES)."""
+    offline backbone takes its place, says why, and trains with its own recipe (its registry entry)."""
     import train
     from models.pretrained import backbones as pretrained
 
@@ -126,6 +126,7 @@ def test_defaults_run_to_the_end_offline(tiny_archive, tmp_path, monkeypatch, ca
     assert train.main([*arguments, "--set", "verbose=0"]) == 0
     metrics = read_json(str(tmp_path / "runs" / "offline" / "metrics.json"))
     assert list(metrics) == ["custom_cnn", "lenet", "efficientnet_lite0"]
+    assert (tmp_path / "runs" / "offline" / "curves_overlay.png").is_file()  # as the notebook's run
     out = capsys.readouterr().out
     assert "vgg16 replaced by efficientnet_lite0: its ImageNet weights are not in" in out
     assert "its own args {'image_size': 96, 'image_size_start': 64, 'epochs': 1, 'fine_tune_layers'" in out
