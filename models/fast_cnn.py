@@ -12,7 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from models import parts
-from models.registry import register_model
+from models.registry import Evidence, Recipe, register_model
+from utils.config.settings import PRESETS
 
 WHITENING_LAYER = "whiten"
 
@@ -210,7 +211,20 @@ def start_as_identity(conv):
     conv.kernel.assign(kernel)
 
 
-@register_model("fast_cnn")
+# Its recipe for either budget: the fast_muon preset (airbench94_muon's), 89.71% over 4 seeds in
+# 8.7 minutes of training on the AVX512-BF16 EPYC, beside the PyTorch reference's 89.85% in 11.0.
+_MUON_RECIPE = Recipe(
+    args={key: value for key, value in PRESETS["fast_muon"].items() if key != "models"},
+    evidence=Evidence(
+        accuracy=89.71,
+        minutes=8.7,
+        machine="2-core AMD EPYC (AVX512-BF16), mixed_bfloat16",
+        record="benchmarks/results/versus_reference/versus_reference_muon_whiten32_4seeds.json",
+    ),
+)
+
+
+@register_model("fast_cnn", recipes={"short": _MUON_RECIPE, "long": _MUON_RECIPE})
 def build_fast_cnn(
     input_shape,
     num_classes,

@@ -5,6 +5,7 @@ import dataclasses
 import inspect
 from collections.abc import Callable
 
+from utils.config.settings import BUDGETS
 from utils.errors import ConfigError, UnknownModelError
 
 FROM_SCRATCH = "from_scratch"
@@ -13,9 +14,10 @@ PRETRAINED = "pretrained"
 
 @dataclasses.dataclass(frozen=True)
 class Evidence:
-    """What a recipe measured: test accuracy (%) and training minutes on `machine`, in `record`."""
+    """What a recipe measured: test accuracy (%; None where it cannot be measured here) and training
+    minutes on `machine`, in `record`."""
 
-    accuracy: float
+    accuracy: float | None
     minutes: float
     machine: str
     record: str
@@ -38,7 +40,7 @@ class ModelEntry:
         family: FROM_SCRATCH or PRETRAINED (an ImageNet backbone with a new head).
         search_space: its family in utils/tuning/search_spaces.json.
         cpu_float32: trains faster in float32 than in mixed_bfloat16 on CPUs with bf16 support.
-        recipe: its measured recipe, or None.
+        recipes: its measured recipe per budget (BUDGETS); a budget it lacks trains on the run's args.
     """
 
     name: str
@@ -46,26 +48,29 @@ class ModelEntry:
     family: str
     search_space: str
     cpu_float32: bool = False
-    recipe: Recipe | None = None
+    recipes: dict = dataclasses.field(default_factory=dict)
 
 
 _ENTRIES = {}
 
 
-def register_model(name, *, family=FROM_SCRATCH, search_space=None, cpu_float32=False, recipe=None):
+def register_model(name, *, family=FROM_SCRATCH, search_space=None, cpu_float32=False, recipes=None):
     """Register a builder `fn(input_shape, num_classes, **options) -> keras.Model` as `name`, with
-    its family, search-space family (default: its name), CPU precision preference and recipe.
+    its family, search-space family (default: its name), CPU precision preference and recipes
+    ({budget: Recipe}).
 
     Raises:
-        ValueError: when `name` is registered already or `family` is not known.
+        ValueError: when `name` is registered already, or `family` or a budget is not known.
     """
     if family not in (FROM_SCRATCH, PRETRAINED):
         raise ValueError(f"family {family!r} of {name!r} is neither {FROM_SCRATCH!r} nor {PRETRAINED!r}.")
+    if set(recipes or {}) - set(BUDGETS):
+        raise ValueError(f"recipes of {name!r} name budgets {sorted(recipes)}; known: {BUDGETS}.")
 
     def decorator(builder):
         if name in _ENTRIES:
             raise ValueError(f"A model named {name!r} is registered already.")
-        _ENTRIES[name] = ModelEntry(name, builder, family, search_space or name, cpu_float32, recipe)
+        _ENTRIES[name] = ModelEntry(name, builder, family, search_space or name, cpu_float32, dict(recipes or {}))
         return builder
 
     return decorator
@@ -95,9 +100,11 @@ def is_pretrained_name(name):
     return model_entry(name).family == PRETRAINED
 
 
-def model_recipes():
-    """{name: recipe args} of every model that has a measured recipe."""
-    return {name: dict(entry.recipe.args) for name, entry in _ENTRIES.items() if entry.recipe}
+def model_recipes(budget="short"):
+    """{name: recipe args} of every model that has a measured recipe for `budget`."""
+    return {
+        name: dict(entry.recipes[budget].args) for name, entry in _ENTRIES.items() if budget in entry.recipes
+    }
 
 
 def model_options(name):

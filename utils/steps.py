@@ -18,6 +18,7 @@ from models.registry import is_pretrained_name, model_entry
 from utils.analysis.summary import analyse_model, analysis_conclusions, compare_analyses
 from utils.config.resolve import args_for_model, resolve_args
 from utils.config.sections import section
+from utils.config.settings import SECTIONS
 from utils.data import cifar10 as cifar
 from utils.data.pipeline import make_augmenter, make_dataset, make_mixers
 from utils.errors import RunFolderError
@@ -161,6 +162,15 @@ def make_datasets(data, args):
     )
 
 
+def datasets_for_model(datasets, args, model_args):
+    """The pipelines a model trains on: the run's, or its own when its args (`args_for_model`)
+    change the batch size or the augmentation."""
+    keys = ("batch_size", *SECTIONS["augmentation"])
+    if all(model_args[key] == args[key] for key in keys):
+        return datasets
+    return make_datasets(datasets.data, model_args)
+
+
 # --- 3. models --------------------------------------------------------------------------
 def model_options_for(name, args):
     """Builder options from args: weights, image sizes and feature_depths for pretrained models,
@@ -226,16 +236,19 @@ def planned_schedule(args, datasets):
     """(model name, epochs, learning rates) planned for the first pretrained model (head phase, then
     fine-tuning), else for the first model, for a preview plot."""
     name = next((name for name in args["models"] if is_pretrained_name(name)), args["models"][0])
-    settings = training_settings(args_for_model(args, name))
-    return name, *planned_learning_rates(settings, datasets.steps_per_epoch, is_pretrained_name(name))
+    model_args = args_for_model(args, name)
+    steps = datasets_for_model(datasets, args, model_args).steps_per_epoch
+    return name, *planned_learning_rates(training_settings(model_args), steps, is_pretrained_name(name))
 
 
 def train_one(model, datasets, args, run, extra_callbacks=()):
     """Train a model built by `build_for_run` with its args (`args_for_model`) into its run
     sub-folder, resuming if interrupted (under args' distribution strategy, as it was built)."""
+    model_args = args_for_model(args, model.name)
+    own_datasets = datasets_for_model(datasets, args, model_args)
     with strategy_scope(args["distribute"]):
-        settings = training_settings(args_for_model(args, model.name))
-        return train_model(model.name, model, datasets, settings, run.model_dir(model.name), extra_callbacks)
+        settings = training_settings(model_args)
+        return train_model(model.name, model, own_datasets, settings, run.model_dir(model.name), extra_callbacks)
 
 
 def save_curves(trained, run):

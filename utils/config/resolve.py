@@ -3,7 +3,7 @@ before any work and merged into the defaults of `utils.config.settings`; each mo
 
 import json
 
-from models.registry import model_recipes
+from models.registry import model_entry, model_options, model_recipes
 from utils.config.settings import (
     DEFAULTS,
     MODEL_ARGS_KEYS,
@@ -42,6 +42,7 @@ def resolve_args(overrides=None):
     for key, value in args.items():
         check_value(key, value)
     _check_combinations(args)
+    _check_models(args)
     args["model_args"] = _each_models_own_args(args, set(overrides) | set(PRESETS.get(preset, {})))
     for settings in (args, *args["model_args"].values()):
         _shorten_for_small_run(settings, args["small_run"])
@@ -51,7 +52,7 @@ def resolve_args(overrides=None):
 def _each_models_own_args(args, run_keys):
     """args['model_args'] checked, each model's entry with the run's args, and copied (the caller's
     stays as given); null gives the recipes less `run_keys`, the keys set for the whole run."""
-    given = recipes_without(run_keys) if args["model_args"] is None else args["model_args"]
+    given = recipes_without(run_keys, args["budget"]) if args["model_args"] is None else args["model_args"]
     own_args = {}
     for name, model_args in given.items():
         _check_model_args(name, model_args)
@@ -65,11 +66,12 @@ def _each_models_own_args(args, run_keys):
     return own_args
 
 
-def recipes_without(run_keys):
-    """The models' recipes less `run_keys`, the keys set for the whole run (by the user or a preset),
-    and less the keys that need one of those (`RECIPE_KEY_NEEDS`)."""
+def recipes_without(run_keys, budget="short"):
+    """The models' recipes for `budget` less `run_keys`, the keys set for the whole run (by the user
+    or a preset), and less the keys that need one of those (`RECIPE_KEY_NEEDS`)."""
     dropped = set(run_keys) | {key for key, needs in RECIPE_KEY_NEEDS.items() if set(needs) & set(run_keys)}
-    return {name: recipe for name, recipe in model_args_without(model_recipes(), dropped).items() if recipe}
+    recipes = model_args_without(model_recipes(budget), dropped)
+    return {name: recipe for name, recipe in recipes.items() if recipe}
 
 
 def args_for_model(args, name):
@@ -143,9 +145,23 @@ def _check_combinations(args):
             f"{args['image_size']!r}) and args['fine_tune_epochs'] >= 1 (got {args['fine_tune_epochs']!r}): "
             "fine-tuning raises the side from the first to the second."
         )
+
+
+def _check_models(args):
+    """Raise UnknownModelError for a model name that is not registered (in models, model_options or
+    model_args), ConfigError for model options its builder does not take."""
+    named = [*args["models"], *args["model_options"], *(args["model_args"] or {})]
+    for name in named:
+        model_entry(name)
     for name, options in args["model_options"].items():
         if not isinstance(options, dict):
             raise ConfigError(
                 f"args['model_options'][{name!r}] = {options!r} is not accepted: expected a "
                 "dict of keyword options."
+            )
+        unknown = sorted(set(options) - set(model_options(name)))
+        if unknown:
+            raise ConfigError(
+                f"args['model_options'][{name!r}] sets {unknown}, which {name}'s builder does not take; "
+                f"it takes {', '.join(model_options(name))}."
             )

@@ -15,21 +15,45 @@ from typing import Any
 
 NoneType = type(None)
 
+# A recipe's budget (args["budget"]): "short" fits the default run (both its models within about
+# 20 minutes on 2 CPU cores), "long" is a model's best measured within about an hour.
+BUDGETS = ("short", "long")
 
-# The args one model may take apart from the run's (`model_args`): those read when it is built
-# and trained, none of the data pipeline's.
+
+# The args one model may take apart from the run's (`model_args`): how it is built, its training
+# pipeline's batch and augmentation, its optimizer, schedule, phases and weight selection; not the
+# data split, the devices nor where anything is written.
 MODEL_ARGS_KEYS = (
     "image_size",
     "image_size_start",
     "feature_depths",
-    "epochs",
+    "augment_flip",
+    "augment_translate",
+    "augment_erasing",
+    "augment_randaugment",
+    "augment_mixup",
+    "augment_cutmix",
+    "optimizer",
     "learning_rate",
-    "warmup_epochs",
+    "momentum",
+    "muon_lr_factor",
+    "muon_momentum",
     "weight_decay",
+    "lr_schedule",
+    "warmup_epochs",
+    "ema_momentum",
+    "epochs",
+    "batch_size",
     "fine_tune_layers",
     "fine_tune_epochs",
     "fine_tune_lr_factor",
     "fine_tune_backbone_lr_factor",
+    "label_smoothing",
+    "checkpoint",
+    "early_stopping_patience",
+    "reduce_lr_patience",
+    "reduce_lr_factor",
+    "lookahead_steps",
 )
 
 
@@ -72,7 +96,8 @@ def _one_of(*choices):
 
 
 def _model_names(value):
-    return isinstance(value, list) and len(value) > 0 and all(isinstance(n, str) for n in value)
+    names = isinstance(value, list) and len(value) > 0 and all(isinstance(n, str) for n in value)
+    return names and len(set(value)) == len(value)
 
 
 SECTIONS = {
@@ -145,11 +170,12 @@ SECTIONS = {
     },
     "model": {  # which models, and the options of pretrained ones
         "models": Setting(
-            ["custom_cnn", "lenet", "vgg16"],
+            ["fast_cnn", "vgg16"],
             (list,),
-            "Registered model names to train and compare, in order (see `models.available_models()`).",
+            "Registered model names to train and compare, in order (see `models.available_models()`); "
+            "each once.",
             _model_names,
-            "a non-empty list of model names",
+            "a non-empty list of model names, each once",
         ),
         "model_options": Setting(
             {},
@@ -157,16 +183,24 @@ SECTIONS = {
             "Extra keyword options per model name, e.g. "
             '{"custom_cnn": {"width": 96}}; checked against the builder\'s signature.',
         ),
+        "budget": Setting(
+            "short",
+            (str,),
+            "Which measured recipe each model trains with by default (its registry entry, "
+            "`models.registry.model_recipes(budget)`): short (the default run: fast_cnn and "
+            "EfficientNet-Lite0 within 20 minutes on 2 CPU cores) or long (each model's best measured "
+            "within about an hour); a model without a recipe for it trains on the run's args.",
+            _one_of(*BUDGETS),
+            " or ".join(f'"{budget}"' for budget in BUDGETS),
+        ),
         "model_args": Setting(
             None,
             (dict, NoneType),
             "Args that replace the run's for one model, per model name, e.g. "
             '{"efficientnet_lite0": {"image_size": 96}}; keys among '
             + ", ".join(MODEL_ARGS_KEYS)
-            + ". null: each model's measured recipe (its registry entry, `models.registry.model_recipes()`; "
-            "efficientnet_lite0: 1 head epoch at 64 px, then 8 epochs fine-tuning every "
-            "layer at 0.2x the rate while the side rises to 96 px), less the keys you set for the whole run; "
-            "{}: every model takes the run's args.",
+            + ". null: each model's measured recipe for the budget, less the keys you set for the whole "
+            "run; {}: every model takes the run's args.",
         ),
         "weights": Setting(
             "imagenet",

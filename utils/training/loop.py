@@ -192,6 +192,7 @@ class _PhaseRun:
             initial_epoch=self.first_epoch,
             epochs=self.first_epoch + self.phase.epochs,
             steps_per_epoch=steps_per_epoch,
+            shuffle=False,  # the pipeline shuffles; Keras would warn that it ignores shuffle=True
             callbacks=callbacks + list(self.extra_callbacks),
             verbose=settings.training.verbose,
         )

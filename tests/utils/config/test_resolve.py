@@ -58,7 +58,7 @@ def test_ema_and_lookahead_are_not_combined():
 def test_small_run_forces_one_epoch_per_phase():
     args = resolve_args({"small_run": True, "epochs": 50, "fine_tune_epochs": 5})
     assert (args["epochs"], args["fine_tune_epochs"]) == (1, 1)
-    recipe = resolve_args({"small_run": True})["model_args"]["efficientnet_lite0"]
+    recipe = resolve_args({"small_run": True, "budget": "long"})["model_args"]["efficientnet_lite0"]
     assert (recipe["epochs"], recipe["fine_tune_epochs"], recipe["image_size"]) == (1, 1, 96)
 
 
@@ -67,8 +67,8 @@ def test_pretrained_models_get_their_recipe_less_what_the_run_sets():
     assert {key: lite0[key] for key in model_recipes()["efficientnet_lite0"]} == model_recipes()[
         "efficientnet_lite0"
     ]
-    assert args_for_model(resolve_args(), "vgg16")["image_size"] == DEFAULTS["image_size"]  # no recipe
-    args = resolve_args({"image_size": 96, "fine_tune_epochs": 2})
+    assert args_for_model(resolve_args(), "resnet50")["epochs"] == DEFAULTS["epochs"]  # no recipe
+    args = resolve_args({"image_size": 96, "fine_tune_epochs": 2, "budget": "long"})
     assert args_for_model(args, "efficientnet_lite0")["image_size"] == 96  # what the run sets holds
     assert args_for_model(args, "efficientnet_lite0")["fine_tune_epochs"] == 2
     assert args["model_args"]["efficientnet_lite0"]["epochs"] == 1  # the rest of the recipe stays
@@ -88,8 +88,8 @@ def test_pretrained_models_get_their_recipe_less_what_the_run_sets():
     "model_args, message",
     [
         (
-            {"lenet": {"batch_size": 8}},
-            r"\['model_args'\]\['lenet'\] sets \['batch_size'\].*accepted keys: image_size",
+            {"lenet": {"seed": 8}},
+            r"\['model_args'\]\['lenet'\] sets \['seed'\].*accepted keys: image_size",
         ),
         ({"lenet": {"epochs": 0}}, r"args\['model_args'\]\['lenet'\]\['epochs'\] = 0 is not accepted"),
         ({"lenet": 3}, r"\['model_args'\]\['lenet'\] = 3 is not accepted: expected a dict"),
