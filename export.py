@@ -20,8 +20,6 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from utils.runtime.versions import exit_if_unsupported  # noqa: E402
 
 exit_if_unsupported()  # an old Python, TensorFlow or Keras: one line, before any work

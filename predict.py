@@ -11,21 +11,13 @@ the other files are still classified (exit status 1 then; 2 when the model canno
 
 import argparse
 import json
-import os
 import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from utils.runtime.versions import exit_if_unsupported  # noqa: E402
-
-exit_if_unsupported()  # an old Python, TensorFlow or Keras: one line, before any work
-
-from utils.errors import ProjectError  # noqa: E402
-from utils.prediction import classify_files, load_classifier  # noqa: E402
 
 
 def parse_command_line(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "paths", nargs="+", metavar="IMAGE_OR_FOLDER", help="PNG/JPEG files or folders of them"
     )
@@ -49,7 +41,13 @@ def print_lines(predictions):
 
 
 def main(argv=None):
-    options = parse_command_line(argv)
+    options = parse_command_line(argv)  # TensorFlow is imported after parsing: --help is instant
+    from utils.runtime.versions import exit_if_unsupported
+
+    exit_if_unsupported()  # an old Python, TensorFlow or Keras: one line, before any work
+    from utils.errors import ProjectError
+    from utils.prediction import classify_files, load_classifier
+
     try:
         classifier = load_classifier(options.model)
     except ProjectError as error:

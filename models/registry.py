@@ -70,7 +70,9 @@ def register_model(name, *, family=FROM_SCRATCH, search_space=None, cpu_float32=
     def decorator(builder):
         if name in _ENTRIES:
             raise ValueError(f"A model named {name!r} is registered already.")
-        _ENTRIES[name] = ModelEntry(name, builder, family, search_space or name, cpu_float32, dict(recipes or {}))
+        _ENTRIES[name] = ModelEntry(
+            name, builder, family, search_space or name, cpu_float32, dict(recipes or {})
+        )
         return builder
 
     return decorator

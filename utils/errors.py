@@ -25,7 +25,7 @@ class TrainingError(ProjectError):
     """Training cannot go on (the loss stopped being finite)."""
 
 
-class UnknownModelError(ProjectError, KeyError):
+class UnknownModelError(ConfigError, KeyError):
     """A model name is not in the registry."""
 
     def __str__(self):

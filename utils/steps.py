@@ -35,7 +35,8 @@ from utils.plots import (
     save_figure,
     schedule_figure,
 )
-from utils.runs.folders import RunFolder, open_run, read_json, read_run_args
+from utils.progress import duration, timed_step
+from utils.runs.folders import RunFolder, open_run, read_json, read_run_args, removed_if_nothing_trained
 from utils.runtime.distribution import (
     describe_distribution,
     is_chief,
@@ -50,10 +51,11 @@ from utils.runtime.environment import (
     output_root,
     prepare_session,
 )
-from utils.training.callbacks import BEST_MODEL_FILE, make_callbacks
+from utils.training.callbacks import BEST_MODEL_FILE, ProgressLine, make_callbacks
 from utils.training.loop import (
     FINAL_MODEL_FILE,
     TrainingSettings,
+    plan_phases,
     planned_learning_rates,
     tested_model_file,
     train_model,
@@ -248,7 +250,9 @@ def train_one(model, datasets, args, run, extra_callbacks=()):
     own_datasets = datasets_for_model(datasets, args, model_args)
     with strategy_scope(args["distribute"]):
         settings = training_settings(model_args)
-        return train_model(model.name, model, own_datasets, settings, run.model_dir(model.name), extra_callbacks)
+        return train_model(
+            model.name, model, own_datasets, settings, run.model_dir(model.name), extra_callbacks
+        )
 
 
 def save_curves(trained, run):
@@ -258,14 +262,39 @@ def save_curves(trained, run):
     return figure
 
 
+def planned_epochs(args, name):
+    """Epochs model `name` trains over all its phases, by its args."""
+    settings = training_settings(args_for_model(args, name))
+    return sum(phase.epochs for phase in plan_phases(settings, is_pretrained_name(name)))
+
+
+def recipe_seconds(args, name):
+    """Training seconds of model `name` by its recipe's record when it trains on that recipe, else
+    None (no estimate)."""
+    recipe = model_entry(name).recipes.get(args["budget"])
+    if recipe is None or args["model_args"].get(name) != recipe.args:
+        return None
+    return 60 * recipe.evidence.minutes
+
+
+def later_seconds(args, names):
+    """Estimated training seconds of the models `names` (None if one has no estimate)."""
+    estimates = [recipe_seconds(args, name) for name in names]
+    return None if None in estimates else sum(estimates)
+
+
 def train_models(built, datasets, args, run):
-    """Train each built model in turn, saving its learning curves, then every model's validation
-    curves together (curves_overlay.png); returns the trained models."""
-    trained_models = []
-    for model in built:
-        print(f"--- {model.name} ---")
-        trained = train_one(model, datasets, args, run)
-        print(f"{trained.name}: {len(trained.history['epoch'])} epochs in {trained.train_seconds:.0f} s")
+    """Train each built model in turn, saying which of how many and, after each epoch, when it and
+    the run should end; save its learning curves, then every model's validation curves together
+    (curves_overlay.png); returns the trained models."""
+    trained_models, names = [], [model.name for model in built]
+    for index, model in enumerate(built):
+        label = f"{model.name} (model {index + 1} of {len(built)})"
+        epochs = planned_epochs(args, model.name)
+        print(f"--- {label}: {epochs} epoch{'s' * (epochs != 1)} planned ---", flush=True)
+        progress = ProgressLine(label, epochs, later_seconds(args, names[index + 1 :]))
+        trained = train_one(model, datasets, args, run, [progress])
+        print(f"{trained.name}: {len(trained.history['epoch'])} epochs in {duration(trained.train_seconds)}")
         plt.close(save_curves(trained, run))
         trained_models.append(trained)
     plt.close(save_figure(overlay_figure(trained_models), run.file("curves_overlay.png")))
@@ -343,10 +372,14 @@ def evaluate_and_analyse(trained_models, datasets, run, args):
     step on resuming."""
     rows, probabilities, summaries = [], {}, []
     for trained in trained_models:
-        row, probabilities[trained.name] = evaluate_and_predict(trained, datasets.test)
+        with timed_step(f"Testing {trained.name} on {len(datasets.data.test):,} images, plain and flipped"):
+            row, probabilities[trained.name] = evaluate_and_predict(trained, datasets.test)
         rows.append(row)
         if args["analysis"]:
-            summaries.append(analyse_trained(trained, datasets.data, run, args, probabilities[trained.name]))
+            with timed_step(f"Analysing {trained.name}") as notes:
+                summary = analyse_trained(trained, datasets.data, run, args, probabilities[trained.name])
+                notes += [f"{part} {duration(seconds)}" for part, seconds in summary["seconds"].items()]
+            summaries.append(summary)
     analysis_table = compare_analyses(summaries, datasets.data.class_names, run) if summaries else None
     save_comparison(rows, run)
     return Evaluation(rows, probabilities, summaries, markdown_table(rows), analysis_table)
@@ -471,10 +504,11 @@ def run_pipeline(args):
     args = apply_offline_fallback(args)
     start_session(args)
     run = open_run_folder(args)
-    data = load_data(args)
-    print(json.dumps(cifar.describe(data), indent=1))
-    datasets = make_datasets(data, args)
-    trained_models = train_models(build_models(args), datasets, args, run)
+    with removed_if_nothing_trained(run):
+        data = load_data(args)
+        print(json.dumps(cifar.describe(data), indent=1))
+        datasets = make_datasets(data, args)
+        trained_models = train_models(build_models(args), datasets, args, run)
     if not is_chief(args["distribute"]):
         return run.path
     tested = models_for_testing(trained_models, run.path, args)

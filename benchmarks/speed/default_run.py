@@ -4,7 +4,8 @@ analysis), against the budget the README promises.
 
     python -m benchmarks.speed.default_run --data PATH --out benchmarks/results/default_run/default_run.json
 
-The run writes into a fresh temporary output folder. Offline (as here), VGG16's ImageNet weights
+The run writes into a fresh temporary output folder, its feature cache included (a first run
+computes the frozen backbone's features, as a new user's does). Offline (as here), VGG16's ImageNet weights
 cannot be downloaded and EfficientNet-Lite0 takes its place, as it does for a user offline.
 `--set KEY=VALUE` adds overrides (for the tests' tiny data: `--set small_run=true`).
 """
@@ -27,7 +28,13 @@ RUN_NAME = "default"
 def run_default(data_path, sets, output_dir):
     """Run train.py with the defaults (plus `sets`, KEY=VALUE strings) into `output_dir`; returns
     (seconds from start to exit, exit code, the last lines it printed)."""
-    settings = [f"data_path={data_path}", f"output_dir={output_dir}", f"run_name={RUN_NAME}", *sets]
+    settings = [
+        f"data_path={data_path}",
+        f"output_dir={output_dir}",
+        f"run_name={RUN_NAME}",
+        f"feature_cache_dir={os.path.join(output_dir, 'features')}",
+        *sets,
+    ]
     command = [sys.executable, os.path.join(ROOT, "train.py")]
     for setting in settings:
         command += ["--set", setting]

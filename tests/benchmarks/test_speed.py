@@ -234,3 +234,20 @@ def test_step_versus_revision_times_both_builders_in_turns(tmp_path, capsys):
     # the revision's module registered nothing (a second "fast_cnn" builder would have raised):
     # the working tree's classes stand
     assert keras.saving.get_registered_object("cifar10>ShiftedBatchNorm") is ShiftedBatchNorm
+
+
+def test_default_run_times_train_py_with_its_defaults(tiny_archive, tmp_path):
+    from benchmarks.speed import default_run
+
+    out = tmp_path / "default_run.json"
+    sets = ["small_run=true", "verbose=0", "models=fast_cnn,efficientnet_lite0"]  # what offline gives
+    assert (
+        default_run.main(["--data", tiny_archive, *sum((["--set", s] for s in sets), []), "--out", str(out)])
+        == 0
+    )
+    record = json.loads(out.read_text())
+    assert record["command"].startswith("python -m benchmarks.speed.default_run --data")
+    assert record["exit_code"] == 0 and record["within_budget"] and record["budget_minutes"] == 20.0
+    assert record["models"] == ["fast_cnn", "efficientnet_lite0"]
+    assert set(record["results"]) == {"fast_cnn", "efficientnet_lite0"}
+    assert 0 < record["minutes"] < 20 and record["model_args"]["fast_cnn"]["optimizer"] == "muon_sgd"

@@ -34,12 +34,11 @@ def test_args_validator_accepts_or_names_the_problem(overrides):
     try:
         args = resolve_args(overrides)
     except ConfigError as error:
-        assert str(error).startswith(("Unknown args key", "args[")), str(error)
+        assert str(error).startswith(("Unknown args key", "args[", "Unknown model")), str(error)
         return
     assert set(args) == set(SETTINGS)
-    assert all(
-        args[key] == value for key, value in overrides.items() if key not in ("epochs", "fine_tune_epochs")
-    )
+    resolved = ("epochs", "fine_tune_epochs", "model_args")  # small_run shortens; null gives the recipes
+    assert all(args[key] == value for key, value in overrides.items() if key not in resolved)
 
 
 @PROPERTY

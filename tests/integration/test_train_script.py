@@ -125,11 +125,12 @@ def test_defaults_run_to_the_end_offline(tiny_archive, tmp_path, monkeypatch, ca
     arguments = ["--set", f"data_path={tiny_archive}", "--set", "small_run=true", "--set", "run_name=offline"]
     assert train.main([*arguments, "--set", "verbose=0"]) == 0
     metrics = read_json(str(tmp_path / "runs" / "offline" / "metrics.json"))
-    assert list(metrics) == ["custom_cnn", "lenet", "efficientnet_lite0"]
+    assert list(metrics) == ["fast_cnn", "efficientnet_lite0"]
     assert (tmp_path / "runs" / "offline" / "curves_overlay.png").is_file()  # as the notebook's run
     out = capsys.readouterr().out
     assert "vgg16 replaced by efficientnet_lite0: its ImageNet weights are not in" in out
-    assert "its own args {'image_size': 96, 'image_size_start': 64, 'epochs': 1, 'fine_tune_layers'" in out
+    assert "its own args {'image_size': 160, 'feature_depths': 3, 'epochs': 1, 'fine_tune_epochs': 0" in out
+    assert "fast_cnn: 1,973,944 parameters" in out and "'batch_size': 2000, 'optimizer': 'muon_sgd'" in out
 
 
 def test_a_write_that_fails_mid_run_names_the_file(tiny_archive, tmp_path, monkeypatch, capsys):

@@ -10,6 +10,7 @@ validates and merges overrides.
 
 import dataclasses
 import json
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -509,10 +510,11 @@ SECTIONS = {
             None,
             (str, NoneType),
             "A named recipe (utils/config/settings.py PRESETS) applied on the defaults, under your "
-            "overrides: fast (fast_cnn, airbench-style), fast_muon (fast_cnn, airbench94_muon-style) or "
-            "original (the original project's lenet recipe).",
+            "overrides: fast (fast_cnn, airbench-style), fast_muon (fast_cnn, airbench94_muon-style), "
+            "full (custom_cnn, lenet, fast_cnn and vgg16 on the long budget) or original (the original "
+            "project's lenet recipe).",
             lambda value: value is None or value in PRESETS,
-            'null, "fast", "fast_muon" or "original"',
+            'null, "fast", "fast_muon", "full" or "original"',
         ),
     },
 }
@@ -593,6 +595,9 @@ PRESETS = {
         "lookahead_steps": None,
         "checkpoint": False,
     },
+    # The full-length comparison: every from-scratch model and VGG16 (Lite0 offline), each on its
+    # long recipe where it has one, else on the run's args (custom_cnn's recipe, 20 epochs).
+    "full": {"models": ["custom_cnn", "lenet", "fast_cnn", "vgg16"], "budget": "long"},
     # The original project's recipe, for comparisons: lenet, Adam 1e-3, batch 32, float32, no
     # augmentation, ReduceLROnPlateau (1/3, patience 3) and EarlyStopping (patience 10) on val_loss.
     # Its Adam decay of 1e-6 per step changes the rate by under 8% in 50 epochs and is left out.
@@ -623,6 +628,17 @@ DEFAULTS = {key: setting.default for key, setting in SETTINGS.items()}
 
 SMALL_RUN_TRAIN_PER_CLASS = 50
 SMALL_RUN_TEST_PER_CLASS = 20
+
+
+def describe_args_text(width=100):
+    """Every args key by stage, for a terminal: `key = default (accepted)` and its meaning."""
+    lines = []
+    for stage, section in SECTIONS.items():
+        lines.append(f"[{stage}]")
+        for key, setting in section.items():
+            lines.append(f"  {key} = {json.dumps(setting.default)}   ({setting.describe_accepted()})")
+            lines += textwrap.wrap(setting.doc, width, initial_indent="      ", subsequent_indent="      ")
+    return "\n".join(lines)
 
 
 def describe_args_markdown():

@@ -16,6 +16,7 @@ import numpy as np
 from models import parts
 from models.pretrained.backbones import resizable_side
 from utils.data.cifar10 import Split
+from utils.progress import timed_step
 
 
 def cache_key(model, images):
@@ -34,8 +35,9 @@ def cache_key(model, images):
     return digest.hexdigest()
 
 
-def cached_features(model, images, cache_dir, batch_size):
-    """Pooled backbone features of `images`, read from `cache_dir` or computed and stored.
+def cached_features(model, images, cache_dir, batch_size, verbose=0):
+    """Pooled backbone features of `images`, read from `cache_dir` or computed and stored (saying
+    so, with Keras's progress bar at `verbose` 1).
 
     Returns:
         (features array, whether it came from the cache).
@@ -43,9 +45,10 @@ def cached_features(model, images, cache_dir, batch_size):
     path = os.path.join(cache_dir, f"{model.name}-{cache_key(model, images)[:24]}.npy")
     if os.path.isfile(path):
         return np.load(path), True
-    features = parts.features_model(model).predict(
-        images.astype(np.float32), batch_size=batch_size, verbose=0
-    )
+    with timed_step(f"{model.name}: backbone features of {len(images):,} images at {_side(model)} px"):
+        features = parts.features_model(model).predict(
+            images.astype(np.float32), batch_size=batch_size, verbose=verbose
+        )
     features = features.astype(np.float32)
     os.makedirs(cache_dir, exist_ok=True)
     temporary = f"{path}.tmp.npy"
@@ -54,6 +57,14 @@ def cached_features(model, images, cache_dir, batch_size):
     return features, False
 
 
-def feature_split(model, split, cache_dir, batch_size):
+def _side(model):
+    """The side the backbone sees: its resize layer's current side, else its input's."""
+    resize = resizable_side(model)
+    if resize is None:
+        return parts.backbone(model).input_shape[1]
+    return int(keras.ops.convert_to_numpy(resize.side))
+
+
+def feature_split(model, split, cache_dir, batch_size, verbose=0):
     """`split` with its images replaced by their cached pooled backbone features."""
-    return Split(cached_features(model, split.images, cache_dir, batch_size)[0], split.labels)
+    return Split(cached_features(model, split.images, cache_dir, batch_size, verbose)[0], split.labels)

@@ -1,11 +1,13 @@
 """Run folders: create or resume `<output_dir>/<run_name>/`, and small JSON/CSV helpers."""
 
+import contextlib
 import csv
 import dataclasses
 import datetime
 import io
 import json
 import os
+import shutil
 
 from utils.errors import RunFolderError
 
@@ -27,6 +29,20 @@ class RunFolder:
 
     def file(self, name):
         return os.path.join(self.path, name)
+
+
+@contextlib.contextmanager
+def removed_if_nothing_trained(run):
+    """Remove a new run's folder when the block fails (or is interrupted) before any model's
+    sub-folder was made, so a start that fails leaves nothing behind; a resumed run, or one that
+    began training, is kept for the next attempt to resume."""
+    try:
+        yield run
+    except BaseException:
+        began = any(entry.is_dir() for entry in os.scandir(run.path)) if os.path.isdir(run.path) else True
+        if not run.resumed and not began:
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
 
 
 def partial_path(path):

@@ -1,6 +1,7 @@
 """Session preparation: Google Drive on Colab, seeding, the precision policy by hardware, and a
 one-line description of the runtime."""
 
+import logging
 import os
 import platform
 
@@ -112,7 +113,9 @@ def describe_runtime():
 
 def prepare_session(seed, precision="auto", cpu_devices=None):
     """Seed every generator and set the session's precision policy; returns the policy name.
-    (`utils.steps.build_for_run` builds each model under its own choice.)"""
+    (`utils.steps.build_for_run` builds each model under its own choice.) TensorFlow's Python
+    warnings (retracing notices of predictions at a new batch size) are quieted to errors."""
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     configure_cpu_devices(cpu_devices)
     set_seed(seed)
     policy = choose_precision(precision)

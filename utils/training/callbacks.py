@@ -12,11 +12,41 @@ import warnings
 import keras
 import numpy as np
 
+from utils.progress import clock_time, duration
 from utils.runs.folders import partial_path, save_atomically, write_history_row
 from utils.training.optimizers import base_learning_rate
 
 BEST_MODEL_FILE = "best.keras"
 HISTORY_FILE = "history.csv"
+
+
+class ProgressLine(keras.callbacks.Callback):
+    """After each epoch, one line: the model (which of how many), the epoch of those planned, its
+    time, and when the model and the run should end at that pace.
+
+    Args:
+        label: e.g. "fast_cnn (model 1 of 2)".
+        planned_epochs: the model's epochs over all its phases.
+        later_seconds: estimated seconds of the models after this one (0 when it is the last,
+            None when unknown).
+    """
+
+    def __init__(self, label, planned_epochs, later_seconds=0.0):
+        super().__init__()
+        self.label, self.planned_epochs, self.later_seconds = label, planned_epochs, later_seconds
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = logs["epoch_seconds"]  # EpochTimer's, which runs first
+        model_end = time.time() + (self.planned_epochs - epoch - 1) * seconds
+        line = (
+            f"{self.label}: epoch {epoch + 1} of {self.planned_epochs} took {duration(seconds)}; "
+            f"the model should end about {clock_time(model_end)}"
+        )
+        if self.later_seconds is None:
+            line += ", then the later models (no estimate)"
+        elif self.later_seconds:
+            line += f", the run about {clock_time(model_end + self.later_seconds)}"
+        print(line, flush=True)
 
 
 class EpochTimer(keras.callbacks.Callback):

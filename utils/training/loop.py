@@ -237,15 +237,15 @@ def _fit_head_on_features(model, run, datasets, settings, record):
     """
     start = time.perf_counter()
     data, cache_dir, batch = datasets.data, settings.training.feature_cache_dir, settings.training.batch_size
-
+    verbose = settings.training.verbose
     train = make_dataset(
-        feature_split(model, data.train, cache_dir, batch), batch, training=True, seed=settings.seed
+        feature_split(model, data.train, cache_dir, batch, verbose), batch, training=True, seed=settings.seed
     )
     validation = (
         None
         if data.validation is None
         else make_dataset(
-            feature_split(model, data.validation, cache_dir, batch),
+            feature_split(model, data.validation, cache_dir, batch, verbose),
             batch,
             training=False,
             whole_batches=validation_batches(settings.distribute, batch, len(data.validation)),

@@ -22,12 +22,12 @@ from utils.config.resolve import model_args_without, resolve_args
 from utils.data.cifar10 import check_validation_split
 from utils.errors import ConfigError, ProjectError, TrainingError, TuningError
 from utils.steps import load_data, train_trial
+from utils.tuning import TUNERS
 from utils.tuning.spaces import apply_values, declare_hyperparameters
 
 OBJECTIVE = "val_accuracy"
 TUNER_FOLDER = "keras_tuner"
 TRIALS_FOLDER = "trials"
-TUNERS = ("hyperband", "bayesian", "random")
 # Trial settings that only say where a trial writes or what it shows.
 TRIAL_SETTINGS = {"analysis": False, "tensorboard": False, "mount_drive": False, "verbose": 0}
 

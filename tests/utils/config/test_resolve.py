@@ -4,8 +4,8 @@ import pytest
 
 from models.registry import model_recipes
 from utils.config.resolve import args_for_model, resolve_args
-from utils.config.settings import DEFAULTS, SETTINGS, describe_args_markdown
-from utils.errors import ConfigError
+from utils.config.settings import DEFAULTS, PRESETS, SETTINGS, describe_args_markdown
+from utils.errors import ConfigError, UnknownModelError
 
 
 def test_defaults_validate_and_are_copied():
@@ -120,7 +120,7 @@ def test_presets_apply_under_user_overrides():
 
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(
-        ConfigError, match='args\\[\'preset\'\\] = \'turbo\'.*"fast", "fast_muon" or "original"'
+        ConfigError, match='args\\[\'preset\'\\] = \'turbo\'.*"fast", "fast_muon", "full" or "original"'
     ):
         resolve_args({"preset": "turbo"})
 
@@ -139,3 +139,61 @@ def test_airbench_rates_convert_to_the_presets_values():
     assert shifts == pytest.approx(head, rel=0.01) == pytest.approx(1.66, abs=0.01)
     assert (PRESETS["fast"]["learning_rate"], PRESETS["fast"]["weight_decay"]) == (1.5, 0.0089)
     assert (PRESETS["fast_muon"]["learning_rate"], PRESETS["fast_muon"]["weight_decay"]) == (1.66, 0.0161)
+
+
+@pytest.mark.parametrize(
+    "overrides, error, message",
+    [
+        (
+            {"models": ["custom_cnn", "custom_cnn"]},
+            ConfigError,
+            r"a non-empty list of model names, each once",
+        ),
+        (
+            {"model_options": {"custom_cnn": {"depth": 3}}},
+            ConfigError,
+            r"\['model_options'\]\['custom_cnn'\] sets \['depth'\], which custom_cnn's builder "
+            r"does not take; "
+            r"it takes width, dropout",
+        ),
+        ({"models": ["resnet9000"]}, UnknownModelError, r"Unknown model 'resnet9000'. Registered models: "),
+        ({"model_args": {"nosuch": {"epochs": 2}}}, UnknownModelError, r"Unknown model 'nosuch'"),
+        (
+            {"budget": "medium"},
+            ConfigError,
+            r"args\['budget'\] = 'medium' is not accepted: expected \"short\"",
+        ),
+    ],
+)
+def test_models_and_their_options_are_checked_before_any_work(overrides, error, message):
+    with pytest.raises(error, match=message):
+        resolve_args(overrides)
+
+
+def test_the_budget_picks_each_models_recipe():
+    short, long = resolve_args()["model_args"], resolve_args({"budget": "long"})["model_args"]
+    assert (
+        short["fast_cnn"]
+        == long["fast_cnn"]
+        == {key: value for key, value in PRESETS["fast_muon"].items() if key != "models"}
+    )
+    assert (
+        short["efficientnet_lite0"]["fine_tune_epochs"],
+        long["efficientnet_lite0"]["fine_tune_epochs"],
+    ) == (0, 8)
+    assert "vgg16" in short and "vgg16" not in long  # no long recipe: the run's args
+    assert resolve_args({"preset": "full"})["models"] == ["custom_cnn", "lenet", "fast_cnn", "vgg16"]
+
+
+def test_a_model_with_its_own_batch_and_augmentation_trains_on_its_own_pipelines(tiny_archive):
+    from utils.steps import datasets_for_model, load_data, make_datasets
+
+    args = resolve_args({"data_path": tiny_archive, "small_run": True})
+    datasets = make_datasets(load_data(args), args)
+    own = args_for_model(args, "fast_cnn")  # batch 2000, alternating flip, 2-pixel shifts
+    fast = datasets_for_model(datasets, args, own)
+    assert fast is not datasets and fast.steps_per_epoch == 1 and datasets.steps_per_epoch > 1
+    lite0 = datasets_for_model(datasets, args, args_for_model(args, "efficientnet_lite0"))
+    assert lite0.augmenter is None  # its frozen recipe: no augmentation, so cached features
+    same = datasets_for_model(datasets, args, args_for_model(args, "lenet"))
+    assert same is datasets

@@ -1,0 +1,284 @@
+"""The tables of README.md and docs/ computed from the committed records (and the args table from
+the settings), so that every number they show is a record's (tests/integration/test_readme.py
+fails when a page and its records disagree).
+
+    python -m benchmarks.summary            every table, in markdown
+    python -m benchmarks.summary --write    refresh the tables in the pages (PAGES)
+
+A page holds a table between `<!-- table:NAME -->` and `<!-- /table -->`.
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+
+from benchmarks.common import RESULTS, ROOT
+from utils.config.settings import describe_args_markdown
+
+FRONTIER = "budget_frontier/budget_frontier.json"
+VERSUS_4_SEEDS = "versus_reference/versus_reference_muon_whiten32_4seeds.json"
+DEFAULT_RUN = "default_run/default_run.json"
+
+
+def read_record(relative):
+    with open(os.path.join(RESULTS, relative), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def hardware(machine):
+    """A record's machine in a few words: cores, CPU and its widest vector feature."""
+    if not isinstance(machine, dict):
+        return "not recorded"
+    features = set(machine.get("cpu_features", []))
+    widest = next(
+        (
+            name
+            for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"), ("avx2", "AVX2"))
+            if flag in features
+        ),
+        None,
+    )
+    cpu = machine.get("cpu", "CPU").replace("(R)", "").replace(" Processor", "")
+    return f"{machine.get('cores', '?')}-core {cpu}" + (f" ({widest})" if widest else "")
+
+
+def percent(value):
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def minutes(seconds):
+    return "-" if seconds is None else f"{seconds / 60:.1f} min"
+
+
+def _frontier_point(name):
+    return next(point for point in read_record(FRONTIER)["points"] if point["name"] == name)
+
+
+def _train_folder_row(folder, model):
+    metrics = read_record(f"train/{folder}/metrics.json")[model]
+    machine = read_record(f"train/{folder}/record.json")["machine"]
+    return metrics["test_accuracy"], metrics["test_accuracy_tta"], metrics["train_seconds"], machine
+
+
+def glance_rows():
+    """(approach, model and recipe, accuracy, flip-TTA accuracy, training seconds, machine, record)."""
+    original = read_record("time_to_accuracy/original_lenet.json")
+    versus = read_record(VERSUS_4_SEEDS)
+    reference = versus["reference"]
+    rows = [
+        (
+            "the original project's recipe",
+            "`lenet`, `original` preset, 49 epochs",
+            original["test_accuracy"],
+            original["test_accuracy_tta"],
+            original["train_seconds"],
+            original["machine"],
+            "time_to_accuracy/original_lenet.json",
+        ),
+        (
+            "from scratch",
+            "`custom_cnn`, defaults, 20 epochs",
+            *_train_folder_row("final-custom_cnn-20ep", "custom_cnn"),
+            "train/final-custom_cnn-20ep/",
+        ),
+        (
+            "from scratch",
+            "`fast_cnn`, its recipe (`fast_muon`), 8 epochs, mean of 4 seeds",
+            versus["ours"]["test_accuracy"],
+            versus["ours"]["test_accuracy_tta"],
+            versus["ours"]["train_seconds"],
+            versus["machine"],
+            VERSUS_4_SEEDS,
+        ),
+        (
+            "reference",
+            "airbench94 in PyTorch, same data and CPU, mean of 4 seeds",
+            reference["test_accuracy"],
+            reference["test_accuracy_tta"],
+            reference["train_seconds"],
+            versus["machine"],
+            VERSUS_4_SEEDS,
+        ),
+    ]
+    for approach, name, label in (
+        ("transfer, frozen", "lite0 frozen 160px 3 depths", "head on 3 stages' features at 160 px"),
+        (
+            "transfer, fine-tuned",
+            "lite0 fine-tuned 64-96px 1+8 ep",
+            "1 head + 8 fine-tuning epochs, 64 to 96 px",
+        ),
+    ):
+        point = _frontier_point(name)
+        rows.append(
+            (
+                approach,
+                f"EfficientNet-Lite0, {label}",
+                point["test_accuracy"],
+                point["test_accuracy_tta"],
+                point["train_seconds"],
+                read_record(FRONTIER)["machine"],
+                FRONTIER,
+            )
+        )
+    return rows
+
+
+def glance_table():
+    """The README's results at a glance, in markdown."""
+    lines = [
+        "| approach | model, recipe | test accuracy | flip TTA | training time | hardware | record |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for approach, name, accuracy, tta, seconds, machine, record in glance_rows():
+        lines.append(
+            f"| {approach} | {name} | {percent(accuracy)} | {percent(tta)} | {minutes(seconds)} | "
+            f"{hardware(machine)} | `{record}` |"
+        )
+    return "\n".join(lines)
+
+
+def default_run_table():
+    """The default run's record: each model's accuracy and training time, and the whole run's."""
+    record = read_record(DEFAULT_RUN)
+    lines = [
+        "| model | test accuracy | flip TTA | training time |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, result in record["results"].items():
+        lines.append(
+            f"| `{name}` | {percent(result['test_accuracy'])} | {percent(result['test_accuracy_tta'])} | "
+            f"{minutes(result['train_seconds'])} |"
+        )
+    lines.append(
+        f"| whole run, start to exit | | | **{record['minutes']:.1f} min** "
+        f"(budget {record['budget_minutes']:.0f}) |"
+    )
+    return (
+        "\n".join(lines) + f"\n\n{hardware(record['machine'])}, commit {record['commit']}: `{DEFAULT_RUN}`."
+    )
+
+
+def _describe_run(record):
+    overrides = " ".join(f"`{item}`" for item in record.get("overrides") or [])
+    preset = f"`{record['preset']}` preset" if record.get("preset") else "defaults"
+    return f"`{record['model']}`, {preset}" + (f", {overrides}" if overrides else "")
+
+
+def time_to_accuracy_table():
+    """Every time_to_accuracy record: the run, seeds, accuracies, training time, time to 80%."""
+    lines = [
+        "| record | run | seeds | test accuracy | flip TTA | training time | time to 80% | hardware |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path in sorted(glob.glob(os.path.join(RESULTS, "time_to_accuracy", "*.json"))):
+        record = read_record(os.path.relpath(path, RESULTS))
+        to_80 = record["time_to_accuracy"].get("0.80")
+        lines.append(
+            f"| `{os.path.basename(path)}` | {_describe_run(record)} | "
+            f"{', '.join(map(str, record['seeds']))} | "
+            f"{percent(record['test_accuracy'])} | {percent(record['test_accuracy_tta'])} | "
+            f"{record['train_seconds']:.0f} s | {'not reached' if to_80 is None else f'{to_80:.0f} s'} | "
+            f"{hardware(record['machine'])} |"
+        )
+    return "\n".join(lines)
+
+
+def versus_reference_table():
+    """Every side-by-side record: reference against ours, accuracy, time and their ratio."""
+    lines = [
+        "| record | ours | seeds | accuracy, reference / ours | flip TTA | training time | ratio "
+        "| hardware |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path in sorted(glob.glob(os.path.join(RESULTS, "versus_reference", "*.json"))):
+        record = read_record(os.path.relpath(path, RESULTS))
+        reference, ours = record["reference"], record["ours"]
+        preset = record.get("ours_preset", "fast")  # records from before --preset ran the fast preset
+        lines.append(
+            f"| `{os.path.basename(path)}` | `fast_cnn`, `{preset}` | "
+            f"{', '.join(map(str, record['seeds']))} | "
+            f"{percent(reference['test_accuracy'])} / {percent(ours['test_accuracy'])} | "
+            f"{percent(reference['test_accuracy_tta'])} / {percent(ours['test_accuracy_tta'])} | "
+            f"{reference['train_seconds']:.0f} s / {ours['train_seconds']:.0f} s | "
+            f"{record['ratio_train_seconds']:.2f}x | {hardware(record['machine'])} |"
+        )
+    return "\n".join(lines)
+
+
+def frontier_table():
+    """The budget frontier's points: approach, phase, accuracies and training time."""
+    record = read_record(FRONTIER)
+    lines = [
+        "| point | approach | test accuracy | flip TTA | training time |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for point in sorted(record["points"], key=lambda point: point["train_seconds"]):
+        lines.append(
+            f"| {point['name']} | {point['approach']} | {percent(point['test_accuracy'])} | "
+            f"{percent(point['test_accuracy_tta'])} | {minutes(point['train_seconds'])} |"
+        )
+    return "\n".join(lines) + f"\n\n{hardware(record['machine'])}: `{FRONTIER}`."
+
+
+def train_runs_table():
+    """Every committed run folder (train/): each model's accuracies and training time."""
+    lines = [
+        "| run folder | model | epochs | test accuracy | flip TTA | training time | hardware |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for path in sorted(glob.glob(os.path.join(RESULTS, "train", "*", "metrics.json"))):
+        folder = os.path.basename(os.path.dirname(path))
+        machine = read_record(f"train/{folder}/record.json")["machine"]
+        for name, row in read_record(f"train/{folder}/metrics.json").items():
+            lines.append(
+                f"| `{folder}` | `{name}` | {row['epochs']} | {percent(row['test_accuracy'])} | "
+                f"{percent(row.get('test_accuracy_tta'))} | {minutes(row['train_seconds'])} | "
+                f"{hardware(machine)} |"
+            )
+    return "\n".join(lines)
+
+
+TABLES = {
+    "glance": glance_table,
+    "default_run": default_run_table,
+    "time_to_accuracy": time_to_accuracy_table,
+    "versus_reference": versus_reference_table,
+    "frontier": frontier_table,
+    "train_runs": train_runs_table,
+    "args": describe_args_markdown,
+}
+
+
+PAGES = ("README.md", os.path.join("docs", "results.md"), os.path.join("docs", "args.md"))
+_BLOCK = re.compile(r"(<!-- table:(\w+) -->\n)(.*?)(<!-- /table -->)", re.S)
+
+
+def with_fresh_tables(text):
+    """`text` with every table block replaced by the table computed now."""
+    return _BLOCK.sub(lambda match: f"{match[1]}{TABLES[match[2]]()}\n{match[4]}", text)
+
+
+def table_names(text):
+    return [match[2] for match in _BLOCK.finditer(text)]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="refresh the tables in PAGES")
+    options = parser.parse_args(argv)
+    if not options.write:
+        for name, table in TABLES.items():
+            print(f"<!-- table:{name} -->\n{table()}\n<!-- /table -->\n")
+        return
+    for page in PAGES:
+        path = os.path.join(ROOT, page)
+        with open(path, encoding="utf-8") as handle:
+            fresh = with_fresh_tables(handle.read())  # every table first: a missing record writes nothing
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(fresh)
+
+
+if __name__ == "__main__":
+    main()
