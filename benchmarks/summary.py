@@ -125,39 +125,48 @@ def glance_rows():
     return rows
 
 
+def markdown(columns, rows):
+    """A markdown table of `columns` and `rows` (lists of cells)."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    return "\n".join([*lines, *("| " + " | ".join(map(str, row)) + " |" for row in rows)])
+
+
 def glance_table():
-    """The README's results at a glance, in markdown."""
-    lines = [
-        "| approach | model, recipe | test accuracy | flip TTA | training time | hardware | record |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+    """The README's results at a glance."""
+    columns = (
+        "approach",
+        "model, recipe",
+        "test accuracy",
+        "flip TTA",
+        "training time",
+        "hardware",
+        "record",
+    )
+    rows = [
+        (approach, name, percent(accuracy), percent(tta), minutes(seconds), hardware(machine), f"`{record}`")
+        for approach, name, accuracy, tta, seconds, machine, record in glance_rows()
     ]
-    for approach, name, accuracy, tta, seconds, machine, record in glance_rows():
-        lines.append(
-            f"| {approach} | {name} | {percent(accuracy)} | {percent(tta)} | {minutes(seconds)} | "
-            f"{hardware(machine)} | `{record}` |"
-        )
-    return "\n".join(lines)
+    return markdown(columns, rows)
 
 
 def default_run_table():
     """The default run's record: each model's accuracy and training time, and the whole run's."""
     record = read_record(DEFAULT_RUN)
-    lines = [
-        "| model | test accuracy | flip TTA | training time |",
-        "| --- | --- | --- | --- |",
-    ]
-    for name, result in record["results"].items():
-        lines.append(
-            f"| `{name}` | {percent(result['test_accuracy'])} | {percent(result['test_accuracy_tta'])} | "
-            f"{minutes(result['train_seconds'])} |"
+    rows = [
+        (
+            f"`{name}`",
+            percent(result["test_accuracy"]),
+            percent(result["test_accuracy_tta"]),
+            minutes(result["train_seconds"]),
         )
-    lines.append(
-        f"| whole run, start to exit | | | **{record['minutes']:.1f} min** "
-        f"(budget {record['budget_minutes']:.0f}) |"
+        for name, result in record["results"].items()
+    ]
+    whole = f"**{record['minutes']:.1f} min** (budget {record['budget_minutes']:.0f})"
+    table = markdown(
+        ("model", "test accuracy", "flip TTA", "training time"),
+        [*rows, ("whole run, start to exit", "", "", whole)],
     )
-    return (
-        "\n".join(lines) + f"\n\n{hardware(record['machine'])}, commit {record['commit']}: `{DEFAULT_RUN}`."
-    )
+    return f"{table}\n\n{hardware(record['machine'])}, commit {record['commit']}: `{DEFAULT_RUN}`."
 
 
 def _describe_run(record):
@@ -166,78 +175,110 @@ def _describe_run(record):
     return f"`{record['model']}`, {preset}" + (f", {overrides}" if overrides else "")
 
 
+def _records(folder):
+    """(file name, record) of every record in results/`folder`, by name."""
+    for path in sorted(glob.glob(os.path.join(RESULTS, folder, "*.json"))):
+        yield os.path.basename(path), read_record(os.path.relpath(path, RESULTS))
+
+
 def time_to_accuracy_table():
     """Every time_to_accuracy record: the run, seeds, accuracies, training time, time to 80%."""
-    lines = [
-        "| record | run | seeds | test accuracy | flip TTA | training time | time to 80% | hardware |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for path in sorted(glob.glob(os.path.join(RESULTS, "time_to_accuracy", "*.json"))):
-        record = read_record(os.path.relpath(path, RESULTS))
+    columns = (
+        "record",
+        "run",
+        "seeds",
+        "test accuracy",
+        "flip TTA",
+        "training time",
+        "time to 80%",
+        "hardware",
+    )
+    rows = []
+    for name, record in _records("time_to_accuracy"):
         to_80 = record["time_to_accuracy"].get("0.80")
-        lines.append(
-            f"| `{os.path.basename(path)}` | {_describe_run(record)} | "
-            f"{', '.join(map(str, record['seeds']))} | "
-            f"{percent(record['test_accuracy'])} | {percent(record['test_accuracy_tta'])} | "
-            f"{record['train_seconds']:.0f} s | {'not reached' if to_80 is None else f'{to_80:.0f} s'} | "
-            f"{hardware(record['machine'])} |"
+        rows.append(
+            (
+                f"`{name}`",
+                _describe_run(record),
+                ", ".join(map(str, record["seeds"])),
+                percent(record["test_accuracy"]),
+                percent(record["test_accuracy_tta"]),
+                f"{record['train_seconds']:.0f} s",
+                "not reached" if to_80 is None else f"{to_80:.0f} s",
+                hardware(record["machine"]),
+            )
         )
-    return "\n".join(lines)
+    return markdown(columns, rows)
 
 
 def versus_reference_table():
     """Every side-by-side record: reference against ours, accuracy, time and their ratio."""
-    lines = [
-        "| record | ours | seeds | accuracy, reference / ours | flip TTA | training time | ratio "
-        "| hardware |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for path in sorted(glob.glob(os.path.join(RESULTS, "versus_reference", "*.json"))):
-        record = read_record(os.path.relpath(path, RESULTS))
+    columns = (
+        "record",
+        "ours",
+        "seeds",
+        "accuracy, reference / ours",
+        "flip TTA",
+        "training time",
+        "ratio",
+        "hardware",
+    )
+    rows = []
+    for name, record in _records("versus_reference"):
         reference, ours = record["reference"], record["ours"]
         preset = record.get("ours_preset", "fast")  # records from before --preset ran the fast preset
-        lines.append(
-            f"| `{os.path.basename(path)}` | `fast_cnn`, `{preset}` | "
-            f"{', '.join(map(str, record['seeds']))} | "
-            f"{percent(reference['test_accuracy'])} / {percent(ours['test_accuracy'])} | "
-            f"{percent(reference['test_accuracy_tta'])} / {percent(ours['test_accuracy_tta'])} | "
-            f"{reference['train_seconds']:.0f} s / {ours['train_seconds']:.0f} s | "
-            f"{record['ratio_train_seconds']:.2f}x | {hardware(record['machine'])} |"
+        rows.append(
+            (
+                f"`{name}`",
+                f"`fast_cnn`, `{preset}`",
+                ", ".join(map(str, record["seeds"])),
+                f"{percent(reference['test_accuracy'])} / {percent(ours['test_accuracy'])}",
+                f"{percent(reference['test_accuracy_tta'])} / {percent(ours['test_accuracy_tta'])}",
+                f"{reference['train_seconds']:.0f} s / {ours['train_seconds']:.0f} s",
+                f"{record['ratio_train_seconds']:.2f}x",
+                hardware(record["machine"]),
+            )
         )
-    return "\n".join(lines)
+    return markdown(columns, rows)
 
 
 def frontier_table():
-    """The budget frontier's points: approach, phase, accuracies and training time."""
+    """The budget frontier's points: approach, accuracies and training time."""
     record = read_record(FRONTIER)
-    lines = [
-        "| point | approach | test accuracy | flip TTA | training time |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for point in sorted(record["points"], key=lambda point: point["train_seconds"]):
-        lines.append(
-            f"| {point['name']} | {point['approach']} | {percent(point['test_accuracy'])} | "
-            f"{percent(point['test_accuracy_tta'])} | {minutes(point['train_seconds'])} |"
+    rows = [
+        (
+            point["name"],
+            point["approach"],
+            percent(point["test_accuracy"]),
+            percent(point["test_accuracy_tta"]),
+            minutes(point["train_seconds"]),
         )
-    return "\n".join(lines) + f"\n\n{hardware(record['machine'])}: `{FRONTIER}`."
+        for point in sorted(record["points"], key=lambda point: point["train_seconds"])
+    ]
+    table = markdown(("point", "approach", "test accuracy", "flip TTA", "training time"), rows)
+    return f"{table}\n\n{hardware(record['machine'])}: `{FRONTIER}`."
 
 
 def train_runs_table():
     """Every committed run folder (train/): each model's accuracies and training time."""
-    lines = [
-        "| run folder | model | epochs | test accuracy | flip TTA | training time | hardware |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
+    columns = ("run folder", "model", "epochs", "test accuracy", "flip TTA", "training time", "hardware")
+    rows = []
     for path in sorted(glob.glob(os.path.join(RESULTS, "train", "*", "metrics.json"))):
         folder = os.path.basename(os.path.dirname(path))
         machine = read_record(f"train/{folder}/record.json")["machine"]
         for name, row in read_record(f"train/{folder}/metrics.json").items():
-            lines.append(
-                f"| `{folder}` | `{name}` | {row['epochs']} | {percent(row['test_accuracy'])} | "
-                f"{percent(row.get('test_accuracy_tta'))} | {minutes(row['train_seconds'])} | "
-                f"{hardware(machine)} |"
+            rows.append(
+                (
+                    f"`{folder}`",
+                    f"`{name}`",
+                    row["epochs"],
+                    percent(row["test_accuracy"]),
+                    percent(row.get("test_accuracy_tta")),
+                    minutes(row["train_seconds"]),
+                    hardware(machine),
+                )
             )
-    return "\n".join(lines)
+    return markdown(columns, rows)
 
 
 TABLES = {
