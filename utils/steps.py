@@ -10,6 +10,7 @@ import os
 
 import keras
 import matplotlib.pyplot as plt
+import numpy as np
 import tensorflow as tf
 
 from models import build_model, parts
@@ -23,7 +24,8 @@ from utils.data import cifar10 as cifar
 from utils.data.pipeline import make_augmenter, make_dataset, make_mixers
 from utils.errors import RunFolderError
 from utils.evaluation.frontier import frontier_conclusion, frontier_figure
-from utils.evaluation.test_set import evaluate_and_predict, markdown_table, save_comparison
+from utils.evaluation.significance import comparisons_markdown, pairwise_comparisons, per_class_p_values
+from utils.evaluation.test_set import comparison_markdown, evaluate_and_predict, save_comparison
 from utils.export import FORMATS as EXPORT_FORMATS
 from utils.export import export_model, export_table
 from utils.plots import (
@@ -355,8 +357,27 @@ class Evaluation:
     rows: list
     probabilities: dict
     summaries: list
-    table: str  # the comparison, markdown
+    table: str  # the comparison and the paired tests, markdown (comparison.md)
     analysis_table: str | None  # the analyses side by side, markdown
+    comparisons: list  # PairedComparison of every pair of models
+    labels: np.ndarray  # the test images' classes
+    class_names: list
+
+    def class_p_values(self, first, second):
+        """{class: McNemar's p-value of two tested models on that class's test images}."""
+        first_right, second_right = (
+            self.probabilities[name].argmax(axis=1) == self.labels for name in (first, second)
+        )
+        return per_class_p_values(first_right, second_right, self.labels, self.class_names)
+
+    def comparison_of(self, first, second):
+        """The paired comparison of two tested models, as `first` against `second`."""
+        for item in self.comparisons:
+            if (item.first, item.second) == (first, second):
+                return item
+            if (item.second, item.first) == (first, second):
+                return item.swapped()
+        raise KeyError(f"{first} and {second} were not both tested.")
 
     def best_row(self):
         return max(self.rows, key=lambda row: row["test_accuracy"])
@@ -381,8 +402,20 @@ def evaluate_and_analyse(trained_models, datasets, run, args):
                 notes += [f"{part} {duration(seconds)}" for part, seconds in summary["seconds"].items()]
             summaries.append(summary)
     analysis_table = compare_analyses(summaries, datasets.data.class_names, run) if summaries else None
-    save_comparison(rows, run)
-    return Evaluation(rows, probabilities, summaries, markdown_table(rows), analysis_table)
+    comparisons = pairwise_comparisons(probabilities, datasets.data.test.labels)
+    table = comparison_markdown(rows, comparisons_markdown(comparisons) if comparisons else None)
+    save_comparison(rows, run, table)
+    test = datasets.data.test
+    return Evaluation(
+        rows,
+        probabilities,
+        summaries,
+        table,
+        analysis_table,
+        comparisons,
+        test.labels,
+        datasets.data.class_names,
+    )
 
 
 def conclusion(evaluation, trained_models):
@@ -399,14 +432,25 @@ def conclusion(evaluation, trained_models):
     best_scratch = max(scratch, key=lambda row: row["test_accuracy"], default={"model": None})
     best_pretrained = max(pretrained, key=lambda row: row["test_accuracy"], default={"model": None})
     if scratch and pretrained:
-        gap = 100 * (best_pretrained["test_accuracy"] - best_scratch["test_accuracy"])
-        winner = "transfer learning" if gap > 0 else "training from scratch"
+        paired = evaluation.comparison_of(best_pretrained["model"], best_scratch["model"])
+        verdict = (
+            f"{'transfer learning' if paired.difference > 0 else 'training from scratch'} wins: "
+            if paired.significant
+            else "at this test set's resolution neither approach wins: "
+        )
         lines.append(
             f"From scratch, {best_scratch['model']} reached {100 * best_scratch['test_accuracy']:.2f}%; "
             f"pretrained, {best_pretrained['model']} reached {100 * best_pretrained['test_accuracy']:.2f}%: "
-            f"{winner} wins by {abs(gap):.2f} points."
+            f"{verdict}{paired.sentence()}."
         )
-    lines += analysis_conclusions(evaluation.summaries, best_scratch["model"], best_pretrained["model"])
+    class_p_values = (
+        evaluation.class_p_values(best_scratch["model"], best_pretrained["model"])
+        if scratch and pretrained
+        else None
+    )
+    lines += analysis_conclusions(
+        evaluation.summaries, best_scratch["model"], best_pretrained["model"], class_p_values
+    )
     return "\n\n".join(lines)
 
 

@@ -74,7 +74,7 @@ def test_notebook_runs_top_to_bottom(tiny_archive, tmp_path):
     assert list(formats) == ["saved_model", "tflite", "tflite_float16", "tflite_int8", "onnx"]
     assert all(formats[name]["passes"] for name in ("saved_model", "tflite", "onnx"))
     text = executed.read_text()
-    assert "Best model:" in text and "wins by" in text and "| tflite_int8 |" in text
+    assert "Best model:" in text and "McNemar p" in text and "| tflite_int8 |" in text
     assert "transfer learning helps most on" in text and "Most robust to the corruptions" in text
 
 

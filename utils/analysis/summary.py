@@ -251,20 +251,33 @@ def compare_analyses(summaries, class_names, run):
     return table
 
 
-def _gains_text(gains):
-    return ", ".join(f"{name} ({100 * gain:+.1f})" for name, gain in gains)
+SIGNIFICANT = 0.05  # a per-class difference is marked when McNemar's p on that class is below this
 
 
-def analysis_conclusions(summaries, scratch=None, pretrained=None):
+def _gains_text(gains, class_p_values):
+    def mark(name):
+        return "*" if class_p_values.get(name, 1.0) < SIGNIFICANT else ""
+
+    return ", ".join(f"{name} ({100 * gain:+.1f}{mark(name)})" for name, gain in gains)
+
+
+def analysis_conclusions(summaries, scratch=None, pretrained=None, class_p_values=None):
     """Sentences for a conclusion, computed from the analyses: where the pretrained model beats
-    the from-scratch one per class (both named by model), calibration and robustness."""
+    the from-scratch one per class (both named by model; a class whose paired test `class_p_values`
+    finds the two apart is starred), calibration and robustness."""
     by_name = {summary["model"]: summary for summary in summaries}
     lines = []
     if scratch in by_name and pretrained in by_name:
         gains = list(f1_differences(by_name[scratch], by_name[pretrained]).items())
+        p_values = class_p_values or {}
         lines.append(
             f"Per class (F1 points of {pretrained} minus {scratch}), transfer learning helps most on "
-            f"{_gains_text(gains[:3])} and least on {_gains_text(gains[:-4:-1])}."
+            f"{_gains_text(gains[:3], p_values)} and least on {_gains_text(gains[:-4:-1], p_values)}"
+            + (
+                f" (*: the two differ on that class's test images, McNemar p < {SIGNIFICANT})."
+                if class_p_values is not None
+                else "."
+            )
         )
     for summary in summaries:
         calibration = summary["calibration"]

@@ -94,12 +94,19 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
-def save_comparison(rows, run):
-    """Write metrics.json (which marks the run finished), comparison.csv and comparison.md."""
+def comparison_markdown(rows, paired_table=None):
+    """The comparison table, then the models' paired tests (markdown) when there are several."""
+    table = markdown_table(rows)
+    return f"{table}\n\nPaired tests on the same test images:\n\n{paired_table}" if paired_table else table
+
+
+def save_comparison(rows, run, markdown=None):
+    """Write metrics.json (which marks the run finished), comparison.csv and comparison.md
+    (`markdown`, default: the rows' table)."""
     with open(run.file("comparison.csv"), "w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     with open(run.file("comparison.md"), "w", encoding="utf-8") as handle:
-        handle.write(markdown_table(rows) + "\n")
+        handle.write((markdown or markdown_table(rows)) + "\n")
     write_json(run.file("metrics.json"), {row["model"]: row for row in rows})
