@@ -94,7 +94,7 @@ def test_tiny_throughput_of_fine_tuning(tiny_archive, tmp_path):
         "weights=null",
     ]
     record = throughput.main(arguments + options)
-    assert record["fine_tune_layers"] == 2 and record["image_size"] == 96  # its recipe's (MODEL_RECIPES)
+    assert record["fine_tune_layers"] == 2 and record["image_size"] == 160  # its short recipe's side
     assert all(row["train_images_per_second_pipeline"] > 0 for row in record["results"])
 
 

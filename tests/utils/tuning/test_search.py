@@ -15,6 +15,7 @@ import train
 import tune
 from benchmarks.common import free_ports
 from tests import ROOT
+from utils.config.overrides import overrides_from
 from utils.config.resolve import args_for_model, resolve_args
 from utils.errors import ConfigError, TuningError
 from utils.runs.folders import read_history
@@ -57,7 +58,7 @@ def test_search_writes_trials_table_figure_and_best_args(overrides, tmp_path, ca
         assert history["epoch"] == [0, 1] and "val_accuracy" in history
     best = json.loads((folder / "best_args.json").read_text())
     assert best["model_options"]["custom_cnn"]["width"] in (4, 8) and 0.01 <= best["learning_rate"] <= 0.1
-    config_overrides, _ = train.parse_command_line(["--config", str(folder / "best_args.json")])
+    config_overrides = overrides_from(train.parse_command_line(["--config", str(folder / "best_args.json")]))
     assert resolve_args(config_overrides)["learning_rate"] == best["learning_rate"]
 
 
@@ -228,7 +229,7 @@ def test_offline_a_backbone_is_searched_as_its_offline_replacement(tmp_path, mon
 
     monkeypatch.setattr(pretrained.socket, "create_connection", unreachable)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    monkeypatch.setattr(tune, "search", stop_before_training)
+    monkeypatch.setattr("utils.tuning.search.search", stop_before_training)  # tune.py imports it late
     assert tune.main(["--set", "models=vgg16"]) == 2
     assert searched["models"] == ["efficientnet_lite0"] and "fine_tune_lr_factor" in searched["space"]
     assert "vgg16 replaced by efficientnet_lite0" in capsys.readouterr().out
