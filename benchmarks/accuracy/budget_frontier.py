@@ -6,7 +6,7 @@
 Each point is one run of `time_to_accuracy.run_seed` (training time includes data preparation
 and feature extraction; the per-epoch test evaluation is not counted) with its own recipe:
 from scratch (`fast_cnn` at several epoch counts, `custom_cnn`) and pretrained
-EfficientNet-Lite0 (frozen with cached features at two image sizes and feature depths,
+EfficientNet-Lite0 and -Lite2 (frozen with cached features at two image sizes and feature depths,
 fine-tuned at fixed and progressively raised sizes). The record is rewritten after every point,
 so a long run interrupted keeps what it finished; `--points` runs a subset and `--append` adds
 points to an existing record made on the same kind of machine. The record says which approach
@@ -42,12 +42,18 @@ POINTS = {
     "lite0 frozen 96px 3 depths": ("efficientnet_lite0", {**FROZEN, "image_size": 96, "feature_depths": 3}),
     "lite0 frozen 160px 3 depths": ("efficientnet_lite0", {**FROZEN, "image_size": 160, "feature_depths": 3}),
     "lite0 frozen 224px 3 depths": ("efficientnet_lite0", {**FROZEN, "image_size": 224, "feature_depths": 3}),
+    "lite2 frozen 160px 3 depths": ("efficientnet_lite2", {**FROZEN, "image_size": 160, "feature_depths": 3}),
+    "lite2 frozen 224px 3 depths": ("efficientnet_lite2", {**FROZEN, "image_size": 224, "feature_depths": 3}),
     "lite0 fine-tuned 64px 1+5 ep": (
         "efficientnet_lite0",
         {**FINE_TUNE, "image_size": 64, "fine_tune_epochs": 5},
     ),
     "lite0 fine-tuned 64-96px 1+8 ep": (
         "efficientnet_lite0",
+        {**FINE_TUNE, "image_size": 96, "image_size_start": 64, "fine_tune_epochs": 8},
+    ),
+    "lite2 fine-tuned 64-96px 1+8 ep": (
+        "efficientnet_lite2",
         {**FINE_TUNE, "image_size": 96, "image_size_start": 64, "fine_tune_epochs": 8},
     ),
     "lite0 fine-tuned 64-128px 1+9 ep": (

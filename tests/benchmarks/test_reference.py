@@ -1,5 +1,5 @@
-"""benchmarks/reference/: the PyTorch reference's data step, the Lite0 cross-check, our recipe
-against the reference."""
+"""benchmarks/reference/: the PyTorch reference's data step, the EfficientNet-Lite cross-check, our
+recipe against the reference."""
 
 import json
 
@@ -7,17 +7,20 @@ import numpy as np
 import pytest
 
 from benchmarks.accuracy import time_to_accuracy
-from benchmarks.reference import crosscheck_lite0_torch, reference_airbench_torch
+from benchmarks.reference import crosscheck_lite_torch, reference_airbench_torch
 
 pytestmark = pytest.mark.slow  # runs the benchmark scripts in their tiny mode
 
 
-def test_crosscheck_keras_step_saves_inputs_and_pooled_features(tiny_archive, tmp_path):
-    out = tmp_path / "lite0.npz"
-    crosscheck_lite0_torch.main(
-        ["keras", "--data", tiny_archive, "--images", "3", "--image-size", "64", "--out", str(out)]
+@pytest.mark.parametrize("variant", ["lite0", "lite2"])
+def test_crosscheck_keras_step_saves_inputs_and_pooled_features(variant, tiny_archive, tmp_path):
+    out = tmp_path / f"{variant}.npz"
+    crosscheck_lite_torch.main(
+        ["keras", "--variant", variant, "--data", tiny_archive, "--images", "3", "--image-size", "64"]
+        + ["--out", str(out)]
     )
     saved = np.load(out)
+    assert str(saved["variant"]) == variant
     assert saved["inputs"].shape == (3, 64, 64, 3) and saved["features"].shape == (3, 1280)
     assert -1.0 <= saved["inputs"].min() and saved["inputs"].max() <= 1.0  # Lite0's (x - 127) / 128
     assert np.isfinite(saved["features"]).all() and saved["features"].std() > 0

