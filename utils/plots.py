@@ -75,7 +75,34 @@ def history_figure(trained):
     for axis, metric in zip(axes, ("loss", "accuracy")):
         _plot_metric(axis, trained, metric)
         axis.legend()
-    figure.suptitle(trained.name)
+    figure.suptitle(trained.label)
+    figure.tight_layout()
+    return figure
+
+
+def _curve_key(trained, metric):
+    """The validation curve of `metric`, or the training one without a validation split."""
+    return f"val_{metric}" if f"val_{metric}" in trained.history else metric
+
+
+def seed_band_figure(seeds):
+    """One model trained with several seeds: each seed's validation (or train) loss and accuracy,
+    their mean and their range as a band, over the epochs all seeds have."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        key = _curve_key(seeds[0], metric)
+        length = min(len(trained.history[key]) for trained in seeds)
+        curves = np.array([trained.history[key][:length] for trained in seeds], dtype=float)
+        epochs = np.arange(1, length + 1)
+        for trained, curve in zip(seeds, curves):
+            axis.plot(epochs, curve, linewidth=0.8, alpha=0.5, label=f"seed {trained.seed}")
+        axis.fill_between(epochs, curves.min(axis=0), curves.max(axis=0), alpha=0.2, label="range")
+        axis.plot(epochs, curves.mean(axis=0), color="black", label=f"mean ({key})")
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(metric)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    figure.suptitle(f"{seeds[0].name}: {len(seeds)} seeds")
     figure.tight_layout()
     return figure
 
@@ -85,11 +112,11 @@ def overlay_figure(trained_models):
     figure, axes = plt.subplots(1, 2, figsize=(11, 4))
     for axis, metric in zip(axes, ("loss", "accuracy")):
         for trained in trained_models:
-            key = f"val_{metric}" if f"val_{metric}" in trained.history else metric
+            key = _curve_key(trained, metric)
             axis.plot(
                 np.asarray(trained.history["epoch"]) + 1,
                 trained.history[key],
-                label=f"{trained.name} ({key})",
+                label=f"{trained.label} ({key})",
             )
         axis.set_xlabel("epoch")
         axis.set_ylabel(metric)

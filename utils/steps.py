@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import build_model, parts
-from models.pretrained.backbones import OFFLINE_BACKBONE, WEIGHTS_HOST, with_offline_fallback
+from models.pretrained.backbones import WEIGHTS_HOST, offline_backbone, with_offline_fallback
 from models.registry import is_pretrained_name, model_entry
 from utils.analysis.summary import analyse_model, analysis_conclusions, compare_analyses
 from utils.config.resolve import args_for_model, resolve_args
@@ -25,7 +25,14 @@ from utils.data.pipeline import make_augmenter, make_dataset, make_mixers
 from utils.errors import RunFolderError
 from utils.evaluation.frontier import frontier_conclusion, frontier_figure
 from utils.evaluation.significance import comparisons_markdown, pairwise_comparisons, per_class_p_values
-from utils.evaluation.test_set import comparison_markdown, evaluate_and_predict, save_comparison
+from utils.evaluation.spread import (
+    has_spread,
+    seed_comparisons,
+    seed_comparisons_markdown,
+    spread_markdown,
+    spread_rows,
+)
+from utils.evaluation.test_set import comparison_markdown, evaluate_and_predict, row_label, save_comparison
 from utils.export import FORMATS as EXPORT_FORMATS
 from utils.export import export_model, export_table
 from utils.plots import (
@@ -36,6 +43,7 @@ from utils.plots import (
     samples_figure,
     save_figure,
     schedule_figure,
+    seed_band_figure,
 )
 from utils.progress import duration, timed_step
 from utils.runs.folders import RunFolder, open_run, read_json, read_run_args, removed_if_nothing_trained
@@ -52,6 +60,7 @@ from utils.runtime.environment import (
     flush_drive,
     output_root,
     prepare_session,
+    set_seed,
 )
 from utils.training.callbacks import BEST_MODEL_FILE, ProgressLine, make_callbacks
 from utils.training.loop import (
@@ -73,16 +82,18 @@ FRONTIER_RECORD = os.path.join("benchmarks", "results", "budget_frontier", "budg
 
 # --- 1. session and run folder ----------------------------------------------------------
 def apply_offline_fallback(args):
-    """`args` with each ImageNet backbone that cannot be had swapped for OFFLINE_BACKBONE,
-    when args["offline_fallback"] is on; says what it replaced."""
+    """`args` with each ImageNet backbone that cannot be had swapped for the offline backbone of the
+    run's budget (`offline_backbone`), when args["offline_fallback"] is on; says what it replaced."""
     if not args["offline_fallback"]:
         return args
-    models, replaced = with_offline_fallback(args["models"], args["weights"])
+    models, replaced = with_offline_fallback(args["models"], args["weights"], args["budget"])
+    offline = offline_backbone(args["budget"])
     for name in replaced:
         print(
-            f"{name} replaced by {OFFLINE_BACKBONE}: its ImageNet weights are not in Keras's cache "
-            f"and {WEIGHTS_HOST} cannot be reached, while {OFFLINE_BACKBONE}'s install with the "
-            "requirements (offline_fallback=false stops instead; weights=PATH uses a local file)."
+            f"{name} replaced by {offline}: its ImageNet weights are not in Keras's cache "
+            f"and {WEIGHTS_HOST} cannot be reached, while {offline}'s install with the requirements "
+            f"(the offline backbone with the best measured {args['budget']}-budget recipe; "
+            "offline_fallback=false stops instead; weights=PATH uses a local file)."
         )
     return {**args, "models": models}
 
@@ -245,22 +256,24 @@ def planned_schedule(args, datasets):
     return name, *planned_learning_rates(training_settings(model_args), steps, is_pretrained_name(name))
 
 
-def train_one(model, datasets, args, run, extra_callbacks=()):
+def train_one(model, datasets, args, run, extra_callbacks=(), seed=None):
     """Train a model built by `build_for_run` with its args (`args_for_model`) into its run
-    sub-folder, resuming if interrupted (under args' distribution strategy, as it was built)."""
+    sub-folder (its `seed`'s, for a seed of args["seeds"]), resuming if interrupted (under args'
+    distribution strategy, as it was built)."""
     model_args = args_for_model(args, model.name)
     own_datasets = datasets_for_model(datasets, args, model_args)
     with strategy_scope(args["distribute"]):
         settings = training_settings(model_args)
-        return train_model(
-            model.name, model, own_datasets, settings, run.model_dir(model.name), extra_callbacks
+        trained = train_model(
+            model.name, model, own_datasets, settings, run.model_dir(model.name, seed), extra_callbacks
         )
+    return dataclasses.replace(trained, seed=seed)
 
 
 def save_curves(trained, run):
     """Save and return the learning-curve figure of one trained model."""
     figure = history_figure(trained)
-    save_figure(figure, os.path.join(run.model_dir(trained.name), "curves.png"))
+    save_figure(figure, os.path.join(run.model_dir(trained.name, trained.seed), "curves.png"))
     return figure
 
 
@@ -285,43 +298,92 @@ def later_seconds(args, names):
     return None if None in estimates else sum(estimates)
 
 
+def seeded_models(built, datasets, args):
+    """(seed, models, datasets, args) per training seed: the built models for the run's seed (None
+    without args["seeds"]); for each later seed of args["seeds"], the same models built again and
+    pipelines made again under that seed (the data split stays the run's)."""
+    seeds = args["seeds"] or [None]
+    yield seeds[0], built, datasets, args
+    for seed in seeds[1:]:
+        seed_args = {**args, "seed": seed}
+        set_seed(seed)
+        yield (
+            seed,
+            [build_for_run(model.name, seed_args) for model in built],
+            make_datasets(datasets.data, seed_args),
+            seed_args,
+        )
+
+
 def train_models(built, datasets, args, run):
-    """Train each built model in turn, saying which of how many and, after each epoch, when it and
-    the run should end; save its learning curves, then every model's validation curves together
-    (curves_overlay.png); returns the trained models."""
-    trained_models, names = [], [model.name for model in built]
-    for index, model in enumerate(built):
-        label = f"{model.name} (model {index + 1} of {len(built)})"
-        epochs = planned_epochs(args, model.name)
-        print(f"--- {label}: {epochs} epoch{'s' * (epochs != 1)} planned ---", flush=True)
-        progress = ProgressLine(label, epochs, later_seconds(args, names[index + 1 :]))
-        trained = train_one(model, datasets, args, run, [progress])
-        print(f"{trained.name}: {len(trained.history['epoch'])} epochs in {duration(trained.train_seconds)}")
-        plt.close(save_curves(trained, run))
-        trained_models.append(trained)
+    """Train each built model in turn (once per seed of args["seeds"]), saying which of how many and,
+    after each epoch, when it and the run should end; save its learning curves, then every model's
+    validation curves together (curves_overlay.png) and, with seeds, each model's seeds as a band
+    (<model>/curves_seeds.png); returns the trained models, seed by seed."""
+    names = [model.name for model in built]
+    queue = [(seed, name) for seed in args["seeds"] or [None] for name in names]
+    trained_models = []
+    for seed, models, seed_datasets, seed_args in seeded_models(built, datasets, args):
+        for model in models:
+            index = queue.index((seed, model.name))
+            label = (
+                f"{model.name}{'' if seed is None else f' seed {seed}'} (model {index + 1} of {len(queue)})"
+            )
+            epochs = planned_epochs(args, model.name)
+            print(f"--- {label}: {epochs} epoch{'s' * (epochs != 1)} planned ---", flush=True)
+            later = later_seconds(args, [name for _, name in queue[index + 1 :]])
+            trained = train_one(
+                model, seed_datasets, seed_args, run, [ProgressLine(label, epochs, later)], seed
+            )
+            epochs_done = len(trained.history["epoch"])
+            print(f"{trained.label}: {epochs_done} epochs in {duration(trained.train_seconds)}")
+            plt.close(save_curves(trained, run))
+            trained_models.append(trained)
+    for name, seeds in models_by_name(trained_models).items():
+        if len(seeds) > 1:
+            plt.close(
+                save_figure(seed_band_figure(seeds), os.path.join(run.model_dir(name), "curves_seeds.png"))
+            )
     plt.close(save_figure(overlay_figure(trained_models), run.file("curves_overlay.png")))
     return trained_models
 
 
+def models_by_name(trained_models):
+    """{model name: its trained models, one per seed}, in the run's order."""
+    grouped = {}
+    for trained in trained_models:
+        grouped.setdefault(trained.name, []).append(trained)
+    return grouped
+
+
 def learning_curves(trained_models):
-    """Each model's learning curves and all validation curves together, to show (`train_models`
-    saved them)."""
-    return [*(history_figure(trained) for trained in trained_models), overlay_figure(trained_models)]
+    """Each model's learning curves (with several seeds, the seeds as a band) and all validation
+    curves together, to show (`train_models` saved them)."""
+    return [
+        *(
+            seed_band_figure(seeds) if len(seeds) > 1 else history_figure(seeds[0])
+            for seeds in models_by_name(trained_models).values()
+        ),
+        overlay_figure(trained_models),
+    ]
 
 
 # --- 5. testing, analysis, conclusion --------------------------------------------------
 def load_run_models(run_path):
-    """Every model trained in an earlier run folder, read back in the run's model order.
+    """Every model trained in an earlier run folder (each seed's, with args["seeds"]), read back in
+    the run's order.
 
     Raises:
         RunFolderError: when the folder holds no run or no trained model.
     """
+    run_args, run = read_run_args(run_path), RunFolder(run_path, resumed=True)
     trained = []
-    for name in read_run_args(run_path)["models"]:
-        model_dir = os.path.join(run_path, name)
-        saved = tested_model_file(model_dir)
-        if saved:
-            trained.append(trained_from_folder(name, keras.models.load_model(saved), model_dir))
+    for seed in run_args.get("seeds") or [None]:
+        for name in run_args["models"]:
+            model_dir = run.model_dir(name, seed)
+            saved = tested_model_file(model_dir)
+            if saved:
+                trained.append(trained_from_folder(name, keras.models.load_model(saved), model_dir, seed))
     if not trained:
         raise RunFolderError(f"{run_path} holds no trained model ({BEST_MODEL_FILE} or {FINAL_MODEL_FILE}).")
     return trained
@@ -341,7 +403,7 @@ def analyse_trained(trained, data, run, args, test_probabilities=None):
         trained.model,
         trained.name,
         data,
-        run.model_dir(trained.name),
+        run.model_dir(trained.name, trained.seed),
         batch_size=args["batch_size"],
         seed=args["seed"],
         robustness_per_class=args["robustness_per_class"],
@@ -351,33 +413,35 @@ def analyse_trained(trained, data, run, args, test_probabilities=None):
 
 @dataclasses.dataclass
 class Evaluation:
-    """The test of a run's models: one comparison row and the test probabilities per model (in
-    the run's order), and the analysis summaries when args ask for them."""
+    """The test of a run's models: one comparison row and the test probabilities per trained model
+    (by `TrainedModel.label`, in the run's order), and the analysis summaries when args ask for them;
+    with several seeds, each model's spread and the differences over the seeds."""
 
     rows: list
     probabilities: dict
     summaries: list
     table: str  # the comparison and the paired tests, markdown (comparison.md)
     analysis_table: str | None  # the analyses side by side, markdown
-    comparisons: list  # PairedComparison of every pair of models
+    comparisons: list  # PairedComparison of every pair of models trained with the same seed
     labels: np.ndarray  # the test images' classes
     class_names: list
+    spread: list | None = None  # spread_rows, with several seeds
+    seed_comparisons: list = dataclasses.field(default_factory=list)  # SeedComparison per pair
 
     def class_p_values(self, first, second):
-        """{class: McNemar's p-value of two tested models on that class's test images}."""
+        """{class: McNemar's p-value of two tested models (labels) on that class's test images}."""
         first_right, second_right = (
-            self.probabilities[name].argmax(axis=1) == self.labels for name in (first, second)
+            self.probabilities[label].argmax(axis=1) == self.labels for label in (first, second)
         )
         return per_class_p_values(first_right, second_right, self.labels, self.class_names)
 
     def comparison_of(self, first, second):
-        """The paired comparison of two tested models, as `first` against `second`."""
-        for item in self.comparisons:
-            if (item.first, item.second) == (first, second):
-                return item
-            if (item.second, item.first) == (first, second):
-                return item.swapped()
-        raise KeyError(f"{first} and {second} were not both tested.")
+        """The paired comparison of two tested models (labels), as `first` against `second`."""
+        return _oriented(self.comparisons, first, second)
+
+    def seed_comparison_of(self, first, second):
+        """The comparison over seeds of two models (names), as `first` against `second`."""
+        return _oriented(self.seed_comparisons, first, second)
 
     def best_row(self):
         return max(self.rows, key=lambda row: row["test_accuracy"])
@@ -387,25 +451,46 @@ class Evaluation:
         return "\n\n".join(filter(None, [self.analysis_table, self.table]))
 
 
+def _oriented(comparisons, first, second):
+    """The comparison of `first` and `second` among `comparisons`, turned to read first against second."""
+    for item in comparisons:
+        if (item.first, item.second) == (first, second):
+            return item
+        if (item.second, item.first) == (first, second):
+            return item.swapped()
+    raise KeyError(f"{first} and {second} were not compared.")
+
+
+def paired_by_seed(trained_models, probabilities, labels):
+    """The paired tests of every two models trained with the same seed, seed by seed."""
+    by_seed = {}
+    for trained in trained_models:
+        by_seed.setdefault(trained.seed, {})[trained.label] = probabilities[trained.label]
+    return [item for group in by_seed.values() for item in pairwise_comparisons(group, labels)]
+
+
 def evaluate_and_analyse(trained_models, datasets, run, args):
-    """Test every model once and, if args ask, analyse each; save the comparison and the analysis.
-    metrics.json, written last, marks the run finished, so an interruption before it repeats this
-    step on resuming."""
+    """Test every model once and, if args ask, analyse each (of the first seed, with several); save
+    the comparison and the analysis. metrics.json, written last, marks the run finished, so an
+    interruption before it repeats this step on resuming."""
     rows, probabilities, summaries = [], {}, []
     for trained in trained_models:
-        with timed_step(f"Testing {trained.name} on {len(datasets.data.test):,} images, plain and flipped"):
-            row, probabilities[trained.name] = evaluate_and_predict(trained, datasets.test)
+        with timed_step(f"Testing {trained.label} on {len(datasets.data.test):,} images, plain and flipped"):
+            row, probabilities[trained.label] = evaluate_and_predict(trained, datasets.test)
         rows.append(row)
-        if args["analysis"]:
-            with timed_step(f"Analysing {trained.name}") as notes:
-                summary = analyse_trained(trained, datasets.data, run, args, probabilities[trained.name])
+        if args["analysis"] and trained.seed == trained_models[0].seed:
+            with timed_step(f"Analysing {trained.label}") as notes:
+                summary = analyse_trained(trained, datasets.data, run, args, probabilities[trained.label])
                 notes += [f"{part} {duration(seconds)}" for part, seconds in summary["seconds"].items()]
             summaries.append(summary)
     analysis_table = compare_analyses(summaries, datasets.data.class_names, run) if summaries else None
-    comparisons = pairwise_comparisons(probabilities, datasets.data.test.labels)
-    table = comparison_markdown(rows, comparisons_markdown(comparisons) if comparisons else None)
-    save_comparison(rows, run, table)
     test = datasets.data.test
+    comparisons = paired_by_seed(trained_models, probabilities, test.labels)
+    spread = spread_rows(rows) if has_spread(rows) else None
+    over_seeds = seed_comparisons(rows) if spread else []
+    spread_tables = spread and (spread_markdown(spread), over_seeds and seed_comparisons_markdown(over_seeds))
+    table = comparison_markdown(rows, comparisons and comparisons_markdown(comparisons), spread_tables)
+    save_comparison(rows, run, table)
     return Evaluation(
         rows,
         probabilities,
@@ -415,39 +500,81 @@ def evaluate_and_analyse(trained_models, datasets, run, args):
         comparisons,
         test.labels,
         datasets.data.class_names,
+        spread,
+        over_seeds,
+    )
+
+
+def _percent(row, spread):
+    """A model's test accuracy in words: with several seeds, its mean, sd and seed count."""
+    if spread is None:
+        return f"{100 * row['test_accuracy']:.2f}%"
+    accuracy = next(item for item in spread if item["model"] == row["model"])["test_accuracy"]
+    return f"{100 * accuracy['mean']:.2f}% ± {100 * accuracy['std']:.2f} (mean ± sd of its seeds)"
+
+
+def _best_by_model(rows, spread):
+    """The first row of the model among `rows` with the best test accuracy (mean over its seeds,
+    with several)."""
+    if spread is None:
+        return max(rows, key=lambda row: row["test_accuracy"])
+    models = {row["model"] for row in rows}
+    best = max(
+        (item for item in spread if item["model"] in models), key=lambda item: item["test_accuracy"]["mean"]
+    )
+    return next(row for row in rows if row["model"] == best["model"])
+
+
+def _approaches_line(evaluation, scratch, pretrained):
+    """The best from-scratch model against the best pretrained one, with the paired test (the first
+    seed's, with several, then the test over the seeds)."""
+    spread = evaluation.spread
+    best_scratch, best_pretrained = _best_by_model(scratch, spread), _best_by_model(pretrained, spread)
+    paired = evaluation.comparison_of(row_label(best_pretrained), row_label(best_scratch))
+    decided = paired
+    if spread is not None:
+        decided = evaluation.seed_comparison_of(best_pretrained["model"], best_scratch["model"])
+    difference = decided.mean if spread is not None else decided.difference
+    verdict = (
+        f"{'transfer learning' if difference > 0 else 'training from scratch'} wins: "
+        if decided.significant
+        else "at this test set's resolution neither approach wins: "
+    )
+    evidence = (
+        paired.sentence()
+        if spread is None
+        else f"{decided.sentence()}; seed {best_scratch['seed']}: {paired.sentence()}"
+    )
+    return (
+        (
+            f"From scratch, {best_scratch['model']} reached {_percent(best_scratch, spread)}; "
+            f"pretrained, {best_pretrained['model']} reached {_percent(best_pretrained, spread)}: "
+            f"{verdict}{evidence}."
+        ),
+        best_scratch,
+        best_pretrained,
     )
 
 
 def conclusion(evaluation, trained_models):
     """The run's conclusion in markdown, computed from its tables: the best model, the best from
-    scratch against the best pretrained one, and what the analysis found."""
-    best = evaluation.best_row()
+    scratch against the best pretrained one (over the seeds, with several), and what the analysis
+    found (of the first seed)."""
+    best = _best_by_model(evaluation.rows, evaluation.spread)
     pretrained_names = {trained.name for trained in trained_models if parts.has_backbone(trained.model)}
     scratch = [row for row in evaluation.rows if row["model"] not in pretrained_names]
     pretrained = [row for row in evaluation.rows if row["model"] in pretrained_names]
     lines = [
-        f"Best model: **{best['model']}** with {100 * best['test_accuracy']:.2f}% test accuracy "
-        f"(test loss {best['test_loss']:.3f}) after {best['train_seconds']:.0f} s of training."
+        f"Best model: **{best['model']}** with {_percent(best, evaluation.spread)} test accuracy "
+        f"(test loss {best['test_loss']:.3f}) after {best['train_seconds']:.0f} s of training"
+        + ("." if evaluation.spread is None else f" (seed {best['seed']}).")
     ]
-    best_scratch = max(scratch, key=lambda row: row["test_accuracy"], default={"model": None})
-    best_pretrained = max(pretrained, key=lambda row: row["test_accuracy"], default={"model": None})
+    best_scratch = best_pretrained = {"model": None}
+    class_p_values = None
     if scratch and pretrained:
-        paired = evaluation.comparison_of(best_pretrained["model"], best_scratch["model"])
-        verdict = (
-            f"{'transfer learning' if paired.difference > 0 else 'training from scratch'} wins: "
-            if paired.significant
-            else "at this test set's resolution neither approach wins: "
-        )
-        lines.append(
-            f"From scratch, {best_scratch['model']} reached {100 * best_scratch['test_accuracy']:.2f}%; "
-            f"pretrained, {best_pretrained['model']} reached {100 * best_pretrained['test_accuracy']:.2f}%: "
-            f"{verdict}{paired.sentence()}."
-        )
-    class_p_values = (
-        evaluation.class_p_values(best_scratch["model"], best_pretrained["model"])
-        if scratch and pretrained
-        else None
-    )
+        line, best_scratch, best_pretrained = _approaches_line(evaluation, scratch, pretrained)
+        lines.append(line)
+        class_p_values = evaluation.class_p_values(row_label(best_scratch), row_label(best_pretrained))
     lines += analysis_conclusions(
         evaluation.summaries, best_scratch["model"], best_pretrained["model"], class_p_values
     )
@@ -485,7 +612,7 @@ def show_schedule(args, datasets):
 
 def show_predictions(evaluation, data, run, count=24):
     """Save and return the best model's predictions for the first `count` test images."""
-    best = evaluation.best_row()["model"]
+    best = row_label(evaluation.best_row())
     predicted = evaluation.probabilities[best].argmax(axis=1)[:count]
     test = data.test
     figure = predictions_figure(test.images[:count], test.labels[:count], predicted, data.class_names, best)
@@ -500,11 +627,11 @@ def comparison_figures(run):
 
 
 def model_figures(evaluation, run):
-    """(model, path) of each analysed model's figures: confusion, reliability, mistakes, Grad-CAM
-    (a model without mistakes has no gallery)."""
-    shown = []
+    """(model, path) of each analysed model's figures (of the first seed, with several): confusion,
+    reliability, mistakes, Grad-CAM (a model without mistakes has no gallery)."""
+    shown, analysed_seed = [], evaluation.rows[0]["seed"]
     for summary in evaluation.summaries:
-        folder = run.model_dir(summary["model"])
+        folder = run.model_dir(summary["model"], analysed_seed)
         for name in ("confusion.png", "reliability.png", "mistakes.png", "gradcam.png"):
             shown.append((summary["model"], os.path.join(folder, name)))
     return [(model, path) for model, path in shown if os.path.isfile(path)]
@@ -537,7 +664,8 @@ def search_first_model(args, trials, run):
 
 def export_best(evaluation, run, data):
     """Export the best model in every format, each checked against it; returns the table."""
-    folder = run.model_dir(evaluation.best_row()["model"])
+    best = evaluation.best_row()
+    folder = run.model_dir(best["model"], best["seed"])
     return export_table(export_model(folder, EXPORT_FORMATS, os.path.join(folder, "export"), data))
 
 

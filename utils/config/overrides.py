@@ -10,8 +10,8 @@ from utils.errors import ConfigError
 def parse_override(text):
     """Parse one `KEY=VALUE` command-line override; VALUE is JSON where possible.
 
-    A comma-separated VALUE for `models` becomes a list, so
-    `models=custom_cnn,vgg16` works without JSON quoting.
+    A comma-separated VALUE for `models` or `seeds` becomes a list, so `models=custom_cnn,vgg16`
+    and `seeds=0,1` work without JSON quoting.
     """
     if "=" not in text:
         raise ConfigError(f"Override {text!r} is not accepted: expected KEY=VALUE.")
@@ -23,6 +23,11 @@ def parse_override(text):
         value = raw
     if key == "models" and isinstance(value, str):
         value = [name.strip() for name in value.split(",") if name.strip()]
+    if key == "seeds" and isinstance(value, str):
+        try:
+            value = [int(seed) for seed in value.split(",")]
+        except ValueError:
+            pass  # left as text: resolve_args says what seeds accepts
     return key, value
 
 

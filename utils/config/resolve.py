@@ -43,6 +43,8 @@ def resolve_args(overrides=None):
         check_value(key, value)
     _check_combinations(args)
     _check_models(args)
+    if args["seeds"]:
+        args["seed"] = args["seeds"][0]  # the session, the data split and the first seed's models
     args["model_args"] = _each_models_own_args(args, set(overrides) | set(PRESETS.get(preset, {})))
     for settings in (args, *args["model_args"].values()):
         _shorten_for_small_run(settings, args["small_run"])

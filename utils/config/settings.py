@@ -433,6 +433,24 @@ SECTIONS = {
     },
     "runtime": {  # seeds, precision, XLA and devices
         "seed": Setting(42, (int,), "Seed of every random generator (data split, init, augmentation)."),
+        "seeds": Setting(
+            None,
+            (list, NoneType),
+            "Train every model once per seed (e.g. [0, 1]), each seed in its own sub-folder of the "
+            "model's; the comparison gives each model's mean, standard deviation and range over the "
+            "seeds beside the per-seed rows, and tests each difference over the seeds too. `seed` "
+            "becomes the first of them (it also splits the data, the same split for every seed); only "
+            "the first seed's models are analysed. null: each model once, with `seed`.",
+            lambda value: (
+                value is None
+                or (
+                    len(value) > 0
+                    and all(isinstance(seed, int) and not isinstance(seed, bool) for seed in value)
+                    and len(set(value)) == len(value)
+                )
+            ),
+            "null or a non-empty list of distinct integers",
+        ),
         "precision": Setting(
             "auto",
             (str,),

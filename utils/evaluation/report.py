@@ -1,7 +1,9 @@
-"""The report across runs: one table of every model of every finished run folder, and the
-trade-off of test accuracy against training time with its Pareto front. Never retrains."""
+"""The report across runs: one table of every model of every finished run folder (each seed's), the
+spread of each model trained several times on the same recipe, and the trade-off of test accuracy
+against training time with its Pareto front. Never retrains."""
 
 import csv
+import json
 import os
 
 import matplotlib.pyplot as plt
@@ -9,13 +11,20 @@ import numpy as np
 
 from utils.analysis.figures import pareto_figure
 from utils.analysis.summary import ANALYSIS_FILE
+from utils.config.resolve import args_for_model
+from utils.config.settings import MODEL_ARGS_KEYS
 from utils.errors import RunFolderError
+from utils.evaluation.spread import has_spread, spread_markdown, spread_rows
 from utils.plots import save_figure
-from utils.runs.folders import METRICS_FILE, read_history, read_json
+from utils.runs.folders import ARGS_FILE, METRICS_FILE, RunFolder, read_history, read_json
 from utils.training.callbacks import BEST_MODEL_FILE, HISTORY_FILE
+
+# What makes two trainings of a model the same recipe, besides its own args (MODEL_ARGS_KEYS).
+RECIPE_KEYS = (*MODEL_ARGS_KEYS, "val_fraction", "small_run", "weights", "precision")
 
 REPORT_COLUMNS = (
     "model",
+    "seed",
     "run",
     "params",
     "train_seconds",
@@ -54,12 +63,23 @@ def best_epoch(model_dir):
     return int(np.argmin(validation if measured else history["loss"])) + 1
 
 
+def recipe_of(run_args, model):
+    """What model `model` was trained with in a run of `run_args`, as comparable text: its args
+    (RECIPE_KEYS) and builder options; not the seed, the output folder nor the analysis."""
+    own = args_for_model({**run_args, "model_args": run_args.get("model_args") or {}}, model)
+    recipe = {key: own.get(key) for key in RECIPE_KEYS}
+    recipe["model_options"] = run_args.get("model_options", {}).get(model, {})
+    return json.dumps(recipe, sort_keys=True)
+
+
 def model_row(run_path, metrics):
     """One report row from a model's metrics and the analysis in its sub-folder (if any)."""
-    model_dir = os.path.join(run_path, metrics["model"])
+    seed = metrics.get("seed")
+    model_dir = RunFolder(run_path, resumed=True).model_dir(metrics["model"], seed)
     analysis = read_json(os.path.join(model_dir, ANALYSIS_FILE), default={})
     return {
         "model": metrics["model"],
+        "seed": seed,
         "run": os.path.basename(run_path),
         "params": metrics["params"],
         "train_seconds": metrics["train_seconds"],
@@ -73,16 +93,35 @@ def model_row(run_path, metrics):
 
 
 def report_rows(output_dir):
-    """Every model of every finished run in `output_dir`, in run order."""
+    """Every model of every finished run in `output_dir` (each seed's), in run order, with its
+    recipe (`recipe_of`) and its seed (the run's, for a run without args["seeds"])."""
     rows = []
     for run_path in finished_runs(output_dir):
-        rows += [
-            model_row(run_path, metrics)
-            for metrics in read_json(os.path.join(run_path, METRICS_FILE)).values()
-        ]
+        run_args = read_json(os.path.join(run_path, ARGS_FILE), default={})
+        for metrics in read_json(os.path.join(run_path, METRICS_FILE)).values():
+            row = model_row(run_path, metrics)
+            seed = run_args.get("seed") if row["seed"] is None else row["seed"]
+            rows.append({**row, "seed": seed, "recipe": recipe_of(run_args, metrics["model"])})
     if not rows:
         raise RunFolderError(f"{output_dir} holds no finished run (a sub-folder with {METRICS_FILE}).")
     return rows
+
+
+def recipe_groups(rows):
+    """The spread (`spread_rows`) of each model trained more than once on the same recipe, with
+    the runs it was trained in; recipes are numbered per model in order of appearance."""
+    recipes, groups = {}, {}
+    for row in rows:
+        numbers = recipes.setdefault(row["model"], {})
+        number = numbers.setdefault(row["recipe"], len(numbers) + 1)
+        groups.setdefault((row["model"], number), []).append(row)
+    spread = []
+    for (model, number), group in groups.items():
+        if has_spread(group):
+            label = model if len(recipes[model]) == 1 else f"{model} (recipe {number})"
+            (summary,) = spread_rows([{**row, "model": label} for row in group])
+            spread.append({**summary, "runs_in": sorted({row["run"] for row in group})})
+    return spread
 
 
 def pareto_front(rows):
@@ -128,10 +167,17 @@ def write_report(output_dir):
     rows = report_rows(output_dir)
     front = pareto_front(rows)
     with open(os.path.join(output_dir, "report.csv"), "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=[*REPORT_COLUMNS, "pareto"])
+        writer = csv.DictWriter(handle, fieldnames=[*REPORT_COLUMNS, "pareto"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows({**row, "pareto": index in front} for index, row in enumerate(rows))
     table = report_markdown(rows, front)
+    spread = recipe_groups(rows)
+    if spread:
+        runs = "; ".join(f"{item['model']}: {', '.join(item['runs_in'])}" for item in spread)
+        table += (
+            "\n\nModels trained more than once on the same recipe (over their seeds and runs):\n\n"
+            f"{spread_markdown(spread)}\n\nRuns: {runs}."
+        )
     with open(os.path.join(output_dir, "report.md"), "w", encoding="utf-8") as handle:
         handle.write(table + "\n")
     figure = pareto_figure(rows, front)

@@ -9,6 +9,7 @@ from utils.runs.folders import write_json
 
 COLUMNS = (
     "model",
+    "seed",
     "test_loss",
     "test_accuracy",
     "test_accuracy_tta",
@@ -65,6 +66,7 @@ def evaluate_and_predict(trained, test_dataset):
     _, accuracy_tta = loss_and_accuracy((plain + mirrored) / 2, labels)
     row = {
         "model": trained.name,
+        "seed": trained.seed,
         "test_loss": loss,
         "test_accuracy": accuracy,
         "test_accuracy_tta": accuracy_tta,
@@ -76,12 +78,18 @@ def evaluate_and_predict(trained, test_dataset):
     return row, plain
 
 
+def row_label(row):
+    """A comparison row's model, with its seed when the run has several (`TrainedModel.label`)."""
+    return row["model"] if row.get("seed") is None else f"{row['model']} seed {row['seed']}"
+
+
 def markdown_table(rows):
-    """The comparison rows as a markdown table, accuracy in percent."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + " --- |" * len(COLUMNS)]
+    """The comparison rows as a markdown table (the model cell with its seed), accuracy in percent."""
+    header = [column for column in COLUMNS if column != "seed"]
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in rows:
         cells = [
-            row["model"],
+            row_label(row),
             f"{row['test_loss']:.4f}",
             f"{100 * row['test_accuracy']:.2f}%",
             f"{100 * row['test_accuracy_tta']:.2f}%",
@@ -94,10 +102,21 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
-def comparison_markdown(rows, paired_table=None):
-    """The comparison table, then the models' paired tests (markdown) when there are several."""
-    table = markdown_table(rows)
-    return f"{table}\n\nPaired tests on the same test images:\n\n{paired_table}" if paired_table else table
+def comparison_markdown(rows, paired_table=None, spread_tables=None):
+    """The comparison table, then the models' paired tests (markdown) when there are several; with
+    several seeds, (spread table, differences over seeds table) come first."""
+    parts = []
+    if spread_tables:
+        spread, over_seeds = spread_tables
+        parts += [f"Over the seeds:\n\n{spread}"] + (
+            [f"Differences over the seeds:\n\n{over_seeds}"] if over_seeds else []
+        )
+        parts.append(f"Each seed:\n\n{markdown_table(rows)}")
+    else:
+        parts.append(markdown_table(rows))
+    if paired_table:
+        parts.append(f"Paired tests on the same test images:\n\n{paired_table}")
+    return "\n\n".join(parts)
 
 
 def save_comparison(rows, run, markdown=None):
@@ -109,4 +128,4 @@ def save_comparison(rows, run, markdown=None):
         writer.writerows(rows)
     with open(run.file("comparison.md"), "w", encoding="utf-8") as handle:
         handle.write((markdown or markdown_table(rows)) + "\n")
-    write_json(run.file("metrics.json"), {row["model"]: row for row in rows})
+    write_json(run.file("metrics.json"), {row_label(row): row for row in rows})

@@ -24,8 +24,10 @@ class RunFolder:
     path: str
     resumed: bool
 
-    def model_dir(self, model_name):
-        return os.path.join(self.path, model_name)
+    def model_dir(self, model_name, seed=None):
+        """A model's sub-folder; with a seed of args["seeds"], that seed's folder inside it."""
+        folder = os.path.join(self.path, model_name)
+        return folder if seed is None else os.path.join(folder, f"seed_{seed}")
 
     def file(self, name):
         return os.path.join(self.path, name)

@@ -130,6 +130,12 @@ class TrainedModel:
     history: dict
     train_seconds: float
     fine_tune_start_epoch: int | None = None
+    seed: int | None = None  # set when the run trains each model once per seed (args["seeds"])
+
+    @property
+    def label(self):
+        """The model's name, with its seed when the run has several."""
+        return self.name if self.seed is None else f"{self.name} seed {self.seed}"
 
 
 def plan_phases(settings, has_backbone):
@@ -310,8 +316,9 @@ def train_model(name, model, datasets, settings, model_dir, extra_callbacks=()):
     return trained_from_folder(name, model, model_dir)
 
 
-def trained_from_folder(name, model, model_dir):
-    """A `TrainedModel` for `model` with the history and timing recorded in `model_dir`.
+def trained_from_folder(name, model, model_dir, seed=None):
+    """A `TrainedModel` for `model` (trained with `seed` of args["seeds"], if any) with the history and
+    timing recorded in `model_dir`.
 
     Training time is the sum of epoch times plus any feature extraction for cached features.
     """
@@ -320,7 +327,7 @@ def trained_from_folder(name, model, model_dir):
     fine_tune = state["phases"].get("fine_tune")
     feature_seconds = sum(phase.get("feature_seconds", 0.0) for phase in state["phases"].values())
     seconds = float(sum(history.get("epoch_seconds", [])) + feature_seconds)
-    return TrainedModel(name, model, history, seconds, fine_tune and fine_tune["first_epoch"])
+    return TrainedModel(name, model, history, seconds, fine_tune and fine_tune["first_epoch"], seed)
 
 
 def restore_best(model, model_dir):

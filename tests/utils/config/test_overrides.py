@@ -11,6 +11,9 @@ def test_parse_override_reads_json_and_model_lists():
     assert parse_override("weights=null") == ("weights", None)
     assert parse_override("data_path=/tmp/x.tar.gz") == ("data_path", "/tmp/x.tar.gz")
     assert parse_override("models=custom_cnn,vgg16") == ("models", ["custom_cnn", "vgg16"])
+    assert parse_override("seeds=0,1") == ("seeds", [0, 1])
+    assert parse_override("seeds=[2]") == ("seeds", [2])
+    assert parse_override("seeds=a,b") == ("seeds", "a,b")  # refused by resolve_args
     assert parse_override('model_options={"lenet": {"dropout": 0.1}}')[1] == {"lenet": {"dropout": 0.1}}
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_override("epochs")

@@ -3,7 +3,7 @@ import csv
 import pytest
 
 from utils.errors import RunFolderError
-from utils.evaluation.report import pareto_front, report_rows, write_report
+from utils.evaluation.report import pareto_front, recipe_groups, report_rows, write_report
 from utils.runs.folders import write_json
 
 
@@ -53,8 +53,11 @@ def test_report_over_two_runs(tmp_path):
     assert rows[0]["ece"] == 0.05 and rows[0]["mean_corruption_accuracy"] == 0.6
     assert pareto_front(rows) == [1, 0]
     table = write_report(str(tmp_path))
-    assert "| slow_good | a | 1,000 | 600 | 2 | 0.1000 | 90.00% | 91.00% | 5.00% | 60.00% | yes |" in table
-    assert "| dominated | b | 1,000 | 700 | 3 | 0.2000 | 80.00% | 81.00% | 5.00% | 60.00% |  |" in table
+    assert (
+        "| slow_good | — | a | 1,000 | 600 | 2 | 0.1000 | 90.00% | 91.00% | 5.00% | 60.00% | yes |" in table
+    )
+    assert "| dominated | — | b | 1,000 | 700 | 3 | 0.2000 | 80.00% | 81.00% | 5.00% | 60.00% |  |" in table
+    assert "more than once" not in table  # every model once
     assert (tmp_path / "report.md").read_text() == table + "\n"
     with open(tmp_path / "report.csv", newline="") as handle:
         assert [row["pareto"] for row in csv.DictReader(handle)] == ["True", "True", "False"]
@@ -67,7 +70,7 @@ def test_report_of_a_run_without_analysis(tmp_path):
     write_json(str(run / "metrics.json"), {"m": metrics("m", 10, 0.5)})
     (row,) = report_rows(str(tmp_path))
     assert row["best_epoch"] is None and row["ece"] is None
-    assert "| m | old | 1,000 | 10 | — | 0.5000 | 50.00% | 51.00% | — | — | yes |" in write_report(
+    assert "| m | — | old | 1,000 | 10 | — | 0.5000 | 50.00% | 51.00% | — | — | yes |" in write_report(
         str(tmp_path)
     )
 
@@ -77,3 +80,30 @@ def test_report_needs_finished_runs(tmp_path):
         report_rows(str(tmp_path))
     with pytest.raises(RunFolderError, match="is not a folder of runs"):
         report_rows(str(tmp_path / "missing"))
+
+
+def write_seeded_run(root, name, seeds_and_accuracies, epochs=3):
+    """A finished run of model m trained with args["seeds"]: per-seed folders, metrics by label."""
+    run = root / name
+    rows = {}
+    for seed, accuracy in seeds_and_accuracies:
+        (run / "m" / f"seed_{seed}").mkdir(parents=True)
+        rows[f"m seed {seed}"] = {**metrics("m", 100, accuracy), "seed": seed}
+    write_json(str(run / "args.json"), {"models": ["m"], "model_args": {}, "epochs": epochs, "seed": 0})
+    write_json(str(run / "metrics.json"), rows)
+    return run
+
+
+def test_report_groups_the_seeds_and_runs_of_one_recipe(tmp_path):
+    write_seeded_run(tmp_path, "a", [(0, 0.80), (1, 0.82)])
+    write_seeded_run(tmp_path, "b", [(2, 0.84)])
+    write_seeded_run(tmp_path, "c", [(0, 0.60)], epochs=1)  # another recipe, trained once
+    rows = report_rows(str(tmp_path))
+    assert [(row["run"], row["seed"]) for row in rows] == [("a", 0), ("a", 1), ("b", 2), ("c", 0)]
+    (group,) = recipe_groups(rows)
+    assert group["model"] == "m (recipe 1)" and group["runs_in"] == ["a", "b"] and group["seeds"] == [0, 1, 2]
+    assert group["test_accuracy"]["mean"] == pytest.approx(0.82)
+    assert group["test_accuracy"]["std"] == pytest.approx(0.02)
+    table = write_report(str(tmp_path))
+    assert "| m (recipe 1) | 0, 1, 2 | 82.00 ± 2.00% | 80.00 - 84.00% |" in table
+    assert "m (recipe 2)" not in table

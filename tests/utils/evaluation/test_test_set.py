@@ -32,8 +32,17 @@ def test_comparison_files(tmp_path):
     assert (
         "| m | 0.5000 | 87.50% | 90.00% | 1,234 | 3 | 12 | 1.0 |" in (tmp_path / "comparison.md").read_text()
     )
-    assert (tmp_path / "comparison.csv").read_text().splitlines()[1].startswith("m,0.5,0.875,0.9,1234")
+    assert (tmp_path / "comparison.csv").read_text().splitlines()[1].startswith("m,,0.5,0.875,0.9,1234")
     assert markdown_table([ROW]).count("\n") == 2
+
+
+def test_rows_of_several_seeds_are_kept_apart(tmp_path):
+    run = RunFolder(str(tmp_path), resumed=False)
+    rows = [{**ROW, "seed": 0}, {**ROW, "seed": 1, "test_accuracy": 0.9}]
+    save_comparison(rows, run)
+    assert set(read_json(run.file("metrics.json"))) == {"m seed 0", "m seed 1"}
+    assert "| m seed 1 | 0.5000 | 90.00% |" in markdown_table(rows)
+    assert (tmp_path / "comparison.csv").read_text().splitlines()[2].startswith("m,1,0.5,0.9,")
 
 
 class MirrorSensitive(keras.Model):
