@@ -18,6 +18,7 @@ from benchmarks.common import RESULTS, ROOT
 from utils.config.settings import describe_args_markdown
 
 FRONTIER = "budget_frontier/budget_frontier.json"
+FRONTIER_INTEL_AMX = "budget_frontier/budget_frontier_intel_amx.json"
 VERSUS_4_SEEDS = "versus_reference/versus_reference_muon_whiten32_4seeds.json"
 DEFAULT_RUN = "default_run/default_run.json"
 
@@ -48,6 +49,16 @@ def percent(value):
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
+def percent_spread(values):
+    """Accuracies of one recipe's seeds in words: the mean ± sample sd and the seed count, or the
+    single value marked as one seed."""
+    if len(values) == 1:
+        return f"{percent(values[0])} (one seed)"
+    mean = sum(values) / len(values)
+    sd = (sum((value - mean) ** 2 for value in values) / (len(values) - 1)) ** 0.5
+    return f"{100 * mean:.2f}% ± {100 * sd:.2f} ({len(values)} seeds)"
+
+
 def minutes(seconds):
     return "-" if seconds is None else f"{seconds / 60:.1f} min"
 
@@ -62,17 +73,24 @@ def _train_folder_row(folder, model):
     return metrics["test_accuracy"], metrics["test_accuracy_tta"], metrics["train_seconds"], machine
 
 
+def _per_seed(runs, key):
+    return [run[key] for run in runs]
+
+
 def glance_rows():
-    """(approach, model and recipe, accuracy, flip-TTA accuracy, training seconds, machine, record)."""
+    """(approach, model and recipe, accuracies and flip-TTA accuracies (one per seed), mean training
+    seconds, machine, record)."""
     original = read_record("time_to_accuracy/original_lenet.json")
     versus = read_record(VERSUS_4_SEEDS)
-    reference = versus["reference"]
+    scratch_accuracy, scratch_tta, scratch_seconds, scratch_machine = _train_folder_row(
+        "final-custom_cnn-20ep", "custom_cnn"
+    )
     rows = [
         (
             "the original project's recipe",
             "`lenet`, `original` preset, 49 epochs",
-            original["test_accuracy"],
-            original["test_accuracy_tta"],
+            [original["test_accuracy"]],
+            [original["test_accuracy_tta"]],
             original["train_seconds"],
             original["machine"],
             "time_to_accuracy/original_lenet.json",
@@ -80,24 +98,27 @@ def glance_rows():
         (
             "from scratch",
             "`custom_cnn`, defaults, 20 epochs",
-            *_train_folder_row("final-custom_cnn-20ep", "custom_cnn"),
+            [scratch_accuracy],
+            [scratch_tta],
+            scratch_seconds,
+            scratch_machine,
             "train/final-custom_cnn-20ep/",
         ),
         (
             "from scratch",
-            "`fast_cnn`, its recipe (`fast_muon`), 8 epochs, mean of 4 seeds",
-            versus["ours"]["test_accuracy"],
-            versus["ours"]["test_accuracy_tta"],
+            "`fast_cnn`, its recipe (`fast_muon`), 8 epochs",
+            _per_seed(versus["our_runs"], "test_accuracy"),
+            _per_seed(versus["our_runs"], "test_accuracy_tta"),
             versus["ours"]["train_seconds"],
             versus["machine"],
             VERSUS_4_SEEDS,
         ),
         (
             "reference",
-            "airbench94 in PyTorch, same data and CPU, mean of 4 seeds",
-            reference["test_accuracy"],
-            reference["test_accuracy_tta"],
-            reference["train_seconds"],
+            "airbench94 in PyTorch, same data and CPU",
+            _per_seed(versus["reference_runs"], "test_accuracy"),
+            _per_seed(versus["reference_runs"], "test_accuracy_tta"),
+            versus["reference"]["train_seconds"],
             versus["machine"],
             VERSUS_4_SEEDS,
         ),
@@ -115,8 +136,8 @@ def glance_rows():
             (
                 approach,
                 f"EfficientNet-Lite0, {label}",
-                point["test_accuracy"],
-                point["test_accuracy_tta"],
+                [point["test_accuracy"]],
+                [point["test_accuracy_tta"]],
                 point["train_seconds"],
                 read_record(FRONTIER)["machine"],
                 FRONTIER,
@@ -143,8 +164,16 @@ def glance_table():
         "record",
     )
     rows = [
-        (approach, name, percent(accuracy), percent(tta), minutes(seconds), hardware(machine), f"`{record}`")
-        for approach, name, accuracy, tta, seconds, machine, record in glance_rows()
+        (
+            approach,
+            name,
+            percent_spread(accuracies),
+            percent_spread(ttas),
+            minutes(seconds),
+            hardware(machine),
+            f"`{record}`",
+        )
+        for approach, name, accuracies, ttas, seconds, machine, record in glance_rows()
     ]
     return markdown(columns, rows)
 
@@ -166,7 +195,7 @@ def default_run_table():
         ("model", "test accuracy", "flip TTA", "training time"),
         [*rows, ("whole run, start to exit", "", "", whole)],
     )
-    return f"{table}\n\n{hardware(record['machine'])}, commit {record['commit']}: `{DEFAULT_RUN}`."
+    return f"{table}\n\n{hardware(record['machine'])}, one seed, commit {record['commit']}: `{DEFAULT_RUN}`."
 
 
 def _describe_run(record):
@@ -201,8 +230,8 @@ def time_to_accuracy_table():
                 f"`{name}`",
                 _describe_run(record),
                 ", ".join(map(str, record["seeds"])),
-                percent(record["test_accuracy"]),
-                percent(record["test_accuracy_tta"]),
+                percent_spread(_per_seed(record["runs"], "test_accuracy")),
+                percent_spread(_per_seed(record["runs"], "test_accuracy_tta")),
                 f"{record['train_seconds']:.0f} s",
                 "not reached" if to_80 is None else f"{to_80:.0f} s",
                 hardware(record["machine"]),
@@ -217,7 +246,7 @@ def versus_reference_table():
         "record",
         "ours",
         "seeds",
-        "accuracy, reference / ours",
+        "accuracy (mean of the seeds), reference / ours",
         "flip TTA",
         "training time",
         "ratio",
@@ -242,9 +271,9 @@ def versus_reference_table():
     return markdown(columns, rows)
 
 
-def frontier_table():
-    """The budget frontier's points: approach, accuracies and training time."""
-    record = read_record(FRONTIER)
+def frontier_table(relative=FRONTIER):
+    """The points of a budget frontier record: approach, accuracies and training time (one seed each)."""
+    record = read_record(relative)
     rows = [
         (
             point["name"],
@@ -256,7 +285,7 @@ def frontier_table():
         for point in sorted(record["points"], key=lambda point: point["train_seconds"])
     ]
     table = markdown(("point", "approach", "test accuracy", "flip TTA", "training time"), rows)
-    return f"{table}\n\n{hardware(record['machine'])}: `{FRONTIER}`."
+    return f"{table}\n\n{hardware(record['machine'])}, one seed per point: `{relative}`."
 
 
 def train_runs_table():
@@ -287,6 +316,7 @@ TABLES = {
     "time_to_accuracy": time_to_accuracy_table,
     "versus_reference": versus_reference_table,
     "frontier": frontier_table,
+    "frontier_intel_amx": lambda: frontier_table(FRONTIER_INTEL_AMX),
     "train_runs": train_runs_table,
     "args": describe_args_markdown,
 }

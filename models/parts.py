@@ -30,10 +30,14 @@ def features_shape(model):
 
 
 def head_model(model):
-    """The layers after the pooled features (dropout, classifier), sharing their weights with `model`."""
+    """The layers after the pooled features (dropout, any hidden layer, classifier), in order,
+    sharing their weights with `model`."""
     features = keras.Input(shape=features_shape(model)[1:], name="features")
-    x = model.get_layer(DROPOUT)(features)
-    return keras.Model(features, model.get_layer(CLASSIFIER)(x), name=f"{model.name}_head")
+    names = [layer.name for layer in model.layers]
+    x = features
+    for layer in model.layers[names.index(FEATURES) + 1 :]:
+        x = layer(x)
+    return keras.Model(features, x, name=f"{model.name}_head")
 
 
 def classifier_kernel(model):

@@ -18,7 +18,7 @@ from models.pretrained import efficientnet_lite
 from models.registry import PRETRAINED, Evidence, Recipe, register_model
 from utils.errors import ConfigError, WeightsError
 
-OFFLINE_BACKBONE = "efficientnet_lite0"  # its ImageNet weights install with the requirements
+OFFLINE_BACKBONE = "efficientnet_lite0"  # the offline backbone when none has a recipe for the budget
 WEIGHTS_HOST = "storage.googleapis.com"  # where keras.applications downloads weights from
 
 
@@ -252,10 +252,19 @@ def pooled_features(base, x, feature_depths):
 
 
 def build_pretrained(
-    name, input_shape, num_classes, weights, image_size, dropout, feature_depths=1, image_size_start=None
+    name,
+    input_shape,
+    num_classes,
+    weights,
+    image_size,
+    dropout,
+    feature_depths=1,
+    image_size_start=None,
+    head_units=0,
 ):
     """A frozen backbone in inference mode plus a new trainable head on its pooled features
-    (from its output, or from its last `feature_depths` resolution stages). With
+    (from its output, or from its last `feature_depths` resolution stages): dropout and softmax, with
+    `head_units` > 0 a hidden ReLU layer of that many units (and dropout) between them. With
     `image_size_start` the images are resized to a side that starts there and that
     `utils.training.callbacks.ImageSizeSchedule` raises towards `image_size` while training.
 
@@ -280,6 +289,9 @@ def build_pretrained(
     base.trainable = False
     x = pooled_features(base, x, feature_depths)
     x = keras.layers.Dropout(dropout, name=parts.DROPOUT)(x)
+    if head_units:
+        x = keras.layers.Dense(head_units, activation="relu", name="head_hidden")(x)
+        x = keras.layers.Dropout(dropout, name="head_hidden_dropout")(x)
     return keras.Model(inputs, classifier(num_classes)(x), name=name)
 
 
@@ -368,9 +380,18 @@ def _register(name):
         dropout=0.3,
         feature_depths=1,
         image_size_start=None,
+        head_units=0,
     ):
         return build_pretrained(
-            name, input_shape, num_classes, weights, image_size, dropout, feature_depths, image_size_start
+            name,
+            input_shape,
+            num_classes,
+            weights,
+            image_size,
+            dropout,
+            feature_depths,
+            image_size_start,
+            head_units,
         )
 
     builder.__doc__ = f"{name} backbone (ImageNet weights) with a new head; see build_pretrained."
@@ -381,9 +402,25 @@ for _name in BACKBONES:
     _register(_name)
 
 
-def with_offline_fallback(models, weights):
-    """`models` with each backbone whose ImageNet weights cannot be had replaced by
-    OFFLINE_BACKBONE (kept once, in the first replaced model's place).
+def offline_backbones():
+    """The backbones whose ImageNet weights install with the requirements (the EfficientNet-Lites)."""
+    return [name for name, backbone in BACKBONES.items() if isinstance(backbone, EfficientNetLite)]
+
+
+def offline_backbone(budget="short"):
+    """The offline backbone for a run of `budget`: the one whose measured recipe for that budget
+    (made to fit it) reached the best test accuracy; OFFLINE_BACKBONE when none has one."""
+    measured = [
+        (RECIPES[name][budget].evidence.accuracy, name)
+        for name in offline_backbones()
+        if budget in RECIPES.get(name, {}) and RECIPES[name][budget].evidence.accuracy is not None
+    ]
+    return max(measured)[1] if measured else OFFLINE_BACKBONE
+
+
+def with_offline_fallback(models, weights, budget="short"):
+    """`models` with each backbone whose ImageNet weights cannot be had replaced by the offline
+    backbone for `budget` (`offline_backbone`; kept once, in the first replaced model's place).
 
     Returns:
         (new model list, names of the replaced models).
@@ -391,7 +428,7 @@ def with_offline_fallback(models, weights):
     if weights != "imagenet":
         return list(models), []
     unavailable = [name for name in models if name in BACKBONES and not BACKBONES[name].imagenet_available()]
-    chosen = [OFFLINE_BACKBONE if name in unavailable else name for name in models]
+    chosen = [offline_backbone(budget) if name in unavailable else name for name in models]
     return list(dict.fromkeys(chosen)), unavailable
 
 

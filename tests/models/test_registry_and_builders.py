@@ -1,3 +1,5 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -197,6 +199,36 @@ def test_offline_fallback_replaces_backbones_without_weights(monkeypatch, tmp_pa
     assert models == ["custom_cnn", "efficientnet_lite0"]
     assert replaced == ["vgg16", "resnet50"]
     assert pretrained.with_offline_fallback(["vgg16"], None) == (["vgg16"], [])  # random weights need no file
+
+
+def test_offline_fallback_picks_the_best_measured_offline_recipe_of_the_budget(monkeypatch, tmp_path):
+    _offline(monkeypatch, tmp_path)
+    assert pretrained.offline_backbones() == [
+        "efficientnet_lite0",
+        "efficientnet_lite1",
+        "efficientnet_lite2",
+    ]
+
+    def shifted(budget, points):
+        recipe = pretrained.RECIPES["efficientnet_lite0"][budget]
+        return dataclasses.replace(
+            recipe, evidence=dataclasses.replace(recipe.evidence, accuracy=recipe.evidence.accuracy + points)
+        )
+
+    better, worse = shifted("long", 1), shifted("short", -1)
+    recipes = {
+        **pretrained.RECIPES,
+        "efficientnet_lite1": {"short": worse},
+        "efficientnet_lite2": {"long": better},
+    }
+    monkeypatch.setattr(pretrained, "RECIPES", recipes)
+    assert pretrained.offline_backbone("short") == "efficientnet_lite0"  # lite2 has no short recipe
+    assert pretrained.with_offline_fallback(["vgg16"], "imagenet", "long") == (
+        ["efficientnet_lite2"],
+        ["vgg16"],
+    )
+    monkeypatch.setattr(pretrained, "RECIPES", {"efficientnet_lite1": {"short": worse}})
+    assert pretrained.offline_backbone("long") == pretrained.OFFLINE_BACKBONE  # none measured for it
 
 
 def test_offline_fallback_keeps_a_backbone_whose_weights_keras_has_cached(monkeypatch, tmp_path):

@@ -18,10 +18,14 @@ IMAGES = np.random.default_rng(0).integers(0, 256, size=(6, 32, 32, 3)).astype(n
 NO_AUGMENTATION = {"augment_flip": False, "augment_translate": 0}
 
 
-def lite(image_size=32, seed=0, feature_depths=1):
+def lite(image_size=32, seed=0, feature_depths=1, head_units=0):
     keras.utils.set_random_seed(seed)
     return models.build_model(
-        "efficientnet_lite0", weights=None, image_size=image_size, feature_depths=feature_depths
+        "efficientnet_lite0",
+        weights=None,
+        image_size=image_size,
+        feature_depths=feature_depths,
+        head_units=head_units,
     )
 
 
@@ -50,14 +54,16 @@ def test_cache_key_changes_with_weights_image_size_and_images():
     assert cache_key(model, IMAGES) != key
 
 
-def test_head_model_shares_the_head_weights():
-    model = lite()
+@pytest.mark.parametrize("head_units", [0, 16])
+def test_head_model_shares_the_head_weights(head_units):
+    model = lite(head_units=head_units)
     head = head_model(model)
     features = features_model(model)(IMAGES.astype("float32"))
     np.testing.assert_allclose(
         np.asarray(head(features)), np.asarray(model(IMAGES.astype("float32"))), rtol=1e-5
     )
     assert {id(w) for w in head.weights} <= {id(w) for w in model.weights}
+    assert len(head.trainable_weights) == (4 if head_units else 2)  # a hidden layer's kernel and bias
 
 
 def test_features_of_several_depths_are_the_pooled_stage_maps_concatenated():
