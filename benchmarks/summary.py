@@ -63,8 +63,8 @@ def minutes(seconds):
     return "-" if seconds is None else f"{seconds / 60:.1f} min"
 
 
-def _frontier_point(name):
-    return next(point for point in read_record(FRONTIER)["points"] if point["name"] == name)
+def _frontier_point(name, record=FRONTIER):
+    return next(point for point in read_record(record)["points"] if point["name"] == name)
 
 
 def _train_folder_row(folder, model):
@@ -123,24 +123,32 @@ def glance_rows():
             VERSUS_4_SEEDS,
         ),
     ]
-    for approach, name, label in (
-        ("transfer, frozen", "lite0 frozen 160px 3 depths", "head on 3 stages' features at 160 px"),
+    fine_tune = "1 head + 8 fine-tuning epochs, 64 to 96 px"
+    for approach, record, name, label in (
+        (
+            "transfer, frozen",
+            FRONTIER,
+            "lite0 frozen 160px 3 depths",
+            "Lite0, head on 3 stages' features at 160 px",
+        ),
+        ("transfer, fine-tuned", FRONTIER, "lite0 fine-tuned 64-96px 1+8 ep", f"Lite0, {fine_tune}"),
         (
             "transfer, fine-tuned",
-            "lite0 fine-tuned 64-96px 1+8 ep",
-            "1 head + 8 fine-tuning epochs, 64 to 96 px",
+            FRONTIER_INTEL_AMX,
+            "lite2 fine-tuned 64-96px 1+8 ep",
+            f"Lite2, {fine_tune}",
         ),
     ):
-        point = _frontier_point(name)
+        point = _frontier_point(name, record)
         rows.append(
             (
                 approach,
-                f"EfficientNet-Lite0, {label}",
+                f"EfficientNet-{label}",
                 [point["test_accuracy"]],
                 [point["test_accuracy_tta"]],
                 point["train_seconds"],
-                read_record(FRONTIER)["machine"],
-                FRONTIER,
+                read_record(record)["machine"],
+                record,
             )
         )
     return rows

@@ -35,3 +35,28 @@ def test_rows_give_time_per_step_and_share_of_the_wall_time():
         "calls_per_step": 1.0,
     }
     assert rows[1]["ms_per_step"] == pytest.approx(0.5)
+
+
+@pytest.mark.slow  # trains two tiny steps in a child process
+def test_tiny_run_tabulates_the_convolutions_and_the_time_outside_onednn(tiny_archive, tmp_path):
+    from benchmarks.speed import onednn_kernels
+
+    out = tmp_path / "kernels.json"
+    record = onednn_kernels.main(
+        [
+            "--data",
+            tiny_archive,
+            "--model",
+            "fast_cnn",
+            "--preset",
+            "fast",
+            "--tiny",
+            "--set",
+            "batch_size=32",
+        ]
+        + ["--out", str(out)]
+    )
+    primitives = {row["primitive"] for row in record["kernels"]}
+    assert "convolution" in primitives  # TensorFlow's convolutions run in oneDNN on x86 CPUs
+    assert 0 < record["outside_onednn_share"] < 1 and record["ms_per_step_wall"] > 0
+    assert (tmp_path / "kernels.md").read_text().startswith("oneDNN kernels of `fast_cnn` (fast)")
