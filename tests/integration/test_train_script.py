@@ -79,7 +79,7 @@ def test_evaluate_reloads_an_earlier_run(tiny_archive, tmp_path):
     assert (run_dir / "lenet" / "analysis.json").is_file() and (run_dir / "robustness.png").is_file()
     report = run_train("--report", str(tmp_path / "runs"), cwd=tmp_path)
     assert report.returncode == 0, report.stderr[-3000:]
-    assert "| lenet | first |" in report.stdout and (tmp_path / "runs" / "report.png").is_file()
+    assert "| lenet | 42 | first |" in report.stdout and (tmp_path / "runs" / "report.png").is_file()
 
 
 def test_report_of_a_folder_without_runs(tmp_path):
