@@ -75,7 +75,8 @@ def child(options):
     model.fit(train, steps_per_epoch=options.steps, epochs=1, verbose=0)
     seconds = time.perf_counter() - start
     sys.stdout.flush()
-    print(json.dumps({"wall_seconds": seconds, "precision": args["precision"], "batch": args["batch_size"]}))
+    timing = {"wall_seconds": seconds, "precision": model.dtype_policy.name, "batch": args["batch_size"]}
+    print(json.dumps(timing))
 
 
 def run_child(argv):
