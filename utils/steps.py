@@ -564,10 +564,10 @@ def conclusion(evaluation, trained_models):
     pretrained_names = {trained.name for trained in trained_models if parts.has_backbone(trained.model)}
     scratch = [row for row in evaluation.rows if row["model"] not in pretrained_names]
     pretrained = [row for row in evaluation.rows if row["model"] in pretrained_names]
+    of_seed = "" if evaluation.spread is None else f"seed {best['seed']}: "
     lines = [
         f"Best model: **{best['model']}** with {_percent(best, evaluation.spread)} test accuracy "
-        f"(test loss {best['test_loss']:.3f}) after {best['train_seconds']:.0f} s of training"
-        + ("." if evaluation.spread is None else f" (seed {best['seed']}).")
+        f"({of_seed}test loss {best['test_loss']:.3f} after {best['train_seconds']:.0f} s of training)."
     ]
     best_scratch = best_pretrained = {"model": None}
     class_p_values = None
