@@ -13,6 +13,7 @@ import glob
 import json
 import os
 import re
+import statistics
 
 from benchmarks.common import RESULTS, ROOT
 from utils.config.settings import describe_args_markdown
@@ -54,9 +55,9 @@ def percent_spread(values):
     single value marked as one seed."""
     if len(values) == 1:
         return f"{percent(values[0])} (one seed)"
-    mean = sum(values) / len(values)
-    sd = (sum((value - mean) ** 2 for value in values) / (len(values) - 1)) ** 0.5
-    return f"{100 * mean:.2f}% ± {100 * sd:.2f} ({len(values)} seeds)"
+    return (
+        f"{100 * statistics.mean(values):.2f}% ± {100 * statistics.stdev(values):.2f} ({len(values)} seeds)"
+    )
 
 
 def minutes(seconds):

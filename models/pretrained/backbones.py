@@ -443,7 +443,8 @@ def with_offline_fallback(models, weights, budget="short"):
     if weights != "imagenet":
         return list(models), []
     unavailable = [name for name in models if name in BACKBONES and not BACKBONES[name].imagenet_available()]
-    chosen = [offline_backbone(budget) if name in unavailable else name for name in models]
+    offline = offline_backbone(budget)
+    chosen = [offline if name in unavailable else name for name in models]
     return list(dict.fromkeys(chosen)), unavailable
 
 
