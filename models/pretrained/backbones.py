@@ -363,8 +363,9 @@ RECIPES = {
             evidence=Evidence(accuracy=90.29, minutes=40.0, machine=_AVX2_EPYC, record=_FRONTIER),
         ),
     },
-    # Lite2, long: Lite0's long recipe, 0.8 points more in 10% more time (its frozen points gain one
-    # point over Lite0's, not enough for the short budget's time).
+    # Lite2, long: Lite0's long recipe, 0.8 points more accurate (the two times come from different
+    # machines and do not compare); its frozen points gain one point over Lite0's, not enough for the
+    # short budget's time.
     "efficientnet_lite2": {
         "long": Recipe(
             args=_FINE_TUNE_64_TO_96,
